@@ -1,0 +1,41 @@
+"""`zoo`: the command for everything but training (`zoo models`, `zoo leaderboard`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _models(args: argparse.Namespace) -> int:
+    from zoo import registry
+
+    rows = [registry.describe(name) for name in registry.names()]
+    if not rows:
+        print("no models installed", file=sys.stderr)
+        return 1
+    widths = {key: max(len(key), *(len(r[key]) for r in rows)) for key in ("name", "family", "distribution")}
+    header = {"name": "name", "family": "family", "distribution": "distribution", "description": "description"}
+    for row in [header, *rows]:
+        print(
+            f"{row['name']:<{widths['name']}}  {row['family']:<{widths['family']}}  "
+            f"{row['distribution']:<{widths['distribution']}}  {row['description']}"
+        )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="zoo", description="credit-zoo: models, leaderboards.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("models", help="list installed model plugins")
+    board = sub.add_parser("leaderboard", help="summarise a multirun directory", add_help=False)
+    board.add_argument("rest", nargs=argparse.REMAINDER)
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "models":
+        return _models(args)
+    from zoo.leaderboard import main as leaderboard_main
+
+    return leaderboard_main([*args.rest, *rest])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

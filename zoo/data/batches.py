@@ -1,0 +1,63 @@
+"""Batches served from tensors already on the training device, sliced in bulk per batch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+
+class DeviceBatches:
+    """An iterable of batch dicts: a shuffled index tensor is sliced per batch, no per-row collate.
+
+    Lightning accepts any iterable as a dataloader. Under DDP each rank serves a disjoint,
+    equally sized share of the rows (`rank`, `world_size`).
+    """
+
+    def __init__(
+        self,
+        tensors: dict[str, torch.Tensor],
+        *,
+        batch_size: int,
+        shuffle: bool = False,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size}, expected a positive integer")
+        lengths = {len(t) for t in tensors.values()}
+        if len(lengths) != 1:
+            raise ValueError(f"tensors have different numbers of rows: {sorted(lengths)}")
+        self.tensors = tensors
+        self.n_rows = lengths.pop()
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 0
+
+    def _rows_per_rank(self) -> int:
+        if self.world_size == 1:
+            return self.n_rows
+        return -(-self.n_rows // self.world_size)
+
+    def __len__(self) -> int:
+        return -(-self._rows_per_rank() // self.batch_size)
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        device = next(iter(self.tensors.values())).device
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(self.n_rows, generator=generator).to(device)
+            self.epoch += 1
+        else:
+            order = torch.arange(self.n_rows, device=device)
+        if self.world_size > 1:
+            # Pad by wrapping around so every rank sees the same number of batches (as DistributedSampler).
+            per_rank = self._rows_per_rank()
+            order = order.repeat(2)[: per_rank * self.world_size][self.rank :: self.world_size]
+        for start in range(0, len(order), self.batch_size):
+            index = order[start : start + self.batch_size]
+            yield {name: tensor.index_select(0, index) for name, tensor in self.tensors.items()}

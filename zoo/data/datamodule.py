@@ -1,0 +1,174 @@
+"""The one DataModule every model shares: frame -> validated, split, preprocessed device tensors."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+
+from zoo.data import splits
+from zoo.data.batches import DeviceBatches
+from zoo.data.preprocess import Preprocessor
+from zoo.data.sources import load_frame
+from zoo.data.spec import FeatureSpec
+from zoo.data.validate import check_features, infer_roles, resolve_target
+from zoo.errors import ZooError
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+
+
+def _plain(value: Any) -> Any:
+    """OmegaConf containers to plain ones, so configs and frames can be passed alike."""
+    try:
+        from omegaconf import OmegaConf
+
+        if OmegaConf.is_config(value):
+            return OmegaConf.to_container(value, resolve=True)
+    except ImportError:  # pragma: no cover - omegaconf is a dependency
+        pass
+    return value
+
+
+class CreditDataModule(pl.LightningDataModule):
+    """Loads a dataset config (or a given frame), fits preprocessing on the training split only,
+    and serves fixed-shape batches from tensors on the training device."""
+
+    def __init__(
+        self,
+        dataset: Mapping[str, Any],
+        *,
+        frame: pd.DataFrame | None = None,
+        batch_size: int = 256,
+        eval_batch_size: int = 8192,
+        split: Mapping[str, float] | None = None,
+        n_folds: int | None = None,
+        fold: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.dataset = dict(_plain(dataset))
+        self.frame = frame
+        if int(batch_size) < 1:
+            raise ZooError(f"data.batch_size={batch_size}, expected a positive integer")
+        self.batch_size = int(batch_size)
+        self.eval_batch_size = int(eval_batch_size)
+        self.split = {"train": 0.6, "val": 0.2, "test": 0.2, **dict(_plain(split) or {})}
+        self.n_folds = n_folds
+        self.fold = fold
+        self.seed = seed
+        self.arrays: dict[str, dict[str, np.ndarray]] = {}
+        self.ids: dict[str, np.ndarray] = {}
+        self._tensors: dict[str, dict[str, torch.Tensor]] = {}
+        self._feature_spec: FeatureSpec | None = None
+
+    @property
+    def name(self) -> str:
+        return str(self.dataset.get("name", "frame"))
+
+    @property
+    def feature_spec(self) -> FeatureSpec:
+        if self._feature_spec is None:
+            self.build()
+        assert self._feature_spec is not None
+        return self._feature_spec
+
+    def build(self) -> None:
+        """Validate, split and preprocess once; idempotent, so it can run before the Trainer."""
+        if self._feature_spec is not None:
+            return
+        ds = self.dataset
+        frame = self.frame if self.frame is not None else load_frame(ds)
+        for key in ("target", "bad_value"):
+            if ds.get(key) in (None, "???"):
+                raise ZooError(f"dataset.{key} is not set for dataset {self.name!r}")
+        features, y = resolve_target(
+            frame, target=ds["target"], bad_value=ds["bad_value"], good_value=ds.get("good_value")
+        )
+        roles = infer_roles(features, ds.get("roles"))
+        id_columns = [c for c, r in roles.items() if r == "id"]
+        features = check_features(features, roles)
+        if self.n_folds:
+            parts = splits.k_fold(
+                y, n_folds=int(self.n_folds), fold=int(self.fold), val=self.split["val"], seed=self.seed
+            )
+        else:
+            parts = splits.train_val_test(y, **self.split, seed=self.seed)
+        categorical = [c for c, r in roles.items() if r == "categorical"]
+        numeric = [c for c, r in roles.items() if r == "numeric"]
+        crosses = ds.get("crosses") or []
+        preprocessor = Preprocessor(
+            categorical=categorical,
+            numeric=numeric,
+            crosses=crosses,
+            cross_auto_k=int(ds.get("cross_auto_k", 4)),
+            cross_hash_buckets=ds.get("cross_hash_buckets"),
+        )
+        preprocessor.fit(features.iloc[parts[0]])
+        for name, rows in zip(SPLITS, parts, strict=True):
+            arrays = preprocessor.transform(features.iloc[rows])
+            arrays["y"] = y[rows].astype(np.float32)
+            arrays["row"] = rows.astype(np.int64)
+            self.arrays[name] = arrays
+            if id_columns:
+                self.ids[name] = frame.loc[frame[ds["target"]].notna()].iloc[rows][id_columns[0]].to_numpy()
+        self.preprocessor = preprocessor
+        self._feature_spec = preprocessor.feature_spec(ds.get("wide"), ds.get("deep"))
+        log.info(
+            "dataset %s: %s rows (train/val/test), bad rate %.3f, %d categorical, %d numeric, %d crosses",
+            self.name,
+            "/".join(str(len(self.arrays[s]["y"])) for s in SPLITS),
+            float(y.mean()),
+            self._feature_spec.n_categorical,
+            self._feature_spec.n_numeric,
+            self._feature_spec.n_crosses,
+        )
+
+    def rows(self) -> dict[str, int]:
+        self.build()
+        return {s: int(len(self.arrays[s]["y"])) for s in SPLITS}
+
+    def setup(self, stage: str | None = None) -> None:
+        self.build()
+        device = torch.device("cpu")
+        if self.trainer is not None:
+            device = self.trainer.strategy.root_device
+        for name in SPLITS:
+            current = self._tensors.get(name)
+            if current is None or current["y"].device != device:
+                self._tensors[name] = {
+                    k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in self.arrays[name].items()
+                }
+
+    def loader(self, split: str, *, shuffle: bool = False) -> DeviceBatches:
+        """Batches of one split; training batches are shuffled and sharded across DDP ranks."""
+        if split not in SPLITS:
+            raise ZooError(f"split {split!r} is not one of {', '.join(SPLITS)}")
+        if split not in self._tensors:
+            self.setup()
+        rank, world = 0, 1
+        if self.trainer is not None and split == "train":
+            rank, world = self.trainer.global_rank, self.trainer.world_size
+        return DeviceBatches(
+            self._tensors[split],
+            batch_size=self.batch_size if split == "train" else self.eval_batch_size,
+            shuffle=shuffle,
+            seed=self.seed,
+            rank=rank,
+            world_size=world,
+        )
+
+    def train_dataloader(self) -> DeviceBatches:
+        return self.loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DeviceBatches:
+        return self.loader("val")
+
+    def test_dataloader(self) -> DeviceBatches:
+        return self.loader("test")

@@ -1,0 +1,1 @@
+"""Bundled public credit datasets (see docs/datasets.md for provenance and licences)."""

@@ -1,0 +1,157 @@
+"""Model plugins discovered through the `credit_zoo.models` entry-point group.
+
+The entry-point name is the registry key and the Hydra config name (`model=<name>`). Discovery
+reads entry-point metadata only; a plugin is imported when it is first used.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import warnings
+from dataclasses import dataclass
+from functools import cache
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
+
+from zoo.errors import ZooError
+
+GROUP = "credit_zoo.models"
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """An installed model plugin, known without importing it."""
+
+    name: str
+    value: str
+    distribution: str
+    version: str
+    entry_point: EntryPoint
+
+
+@cache
+def discover() -> dict[str, PluginInfo]:
+    """All plugins in the entry-point group; a duplicate name warns and names both distributions."""
+    found: dict[str, PluginInfo] = {}
+    for ep in entry_points(group=GROUP):
+        dist = ep.dist
+        info = PluginInfo(
+            name=ep.name,
+            value=ep.value,
+            distribution=dist.name if dist is not None else "unknown",
+            version=dist.version if dist is not None else "",
+            entry_point=ep,
+        )
+        if ep.name in found:
+            if found[ep.name].value == ep.value:
+                continue  # the same distribution seen twice on sys.path
+            warnings.warn(
+                f"model plugin {ep.name!r} is provided by both {found[ep.name].distribution} "
+                f"({found[ep.name].value}) and {info.distribution} ({info.value}); using the first",
+                stacklevel=2,
+            )
+            continue
+        found[ep.name] = info
+    return dict(sorted(found.items()))
+
+
+def refresh() -> None:
+    """Forget cached discovery and loaded classes (after installing a plugin, and in tests)."""
+    discover.cache_clear()
+    _load.cache_clear()
+
+
+def names() -> list[str]:
+    return list(discover())
+
+
+@cache
+def _load(name: str) -> type:
+    import pytorch_lightning as pl
+
+    info = discover()[name]
+    try:
+        obj = info.entry_point.load()
+    except Exception as err:  # a broken plugin must not take the host down
+        raise ImportError(f"model plugin {name!r} ({info.value}, from {info.distribution}) failed to import: {err}") from err
+    if not (inspect.isclass(obj) and issubclass(obj, pl.LightningModule)):
+        raise TypeError(f"model plugin {name!r} ({info.value}) is not a LightningModule class")
+    return obj
+
+
+def get(name: str) -> type:
+    """The LightningModule class of a model; an unknown name lists the installed ones."""
+    plugins = discover()
+    if name not in plugins:
+        raise ZooError(f"unknown model {name!r}; installed models: {', '.join(plugins) or '(none)'}")
+    try:
+        return _load(name)
+    except (ImportError, TypeError) as err:
+        raise ZooError(str(err)) from None
+
+
+def load_all() -> dict[str, type]:
+    """Every plugin that loads; each one that does not becomes a warning naming it."""
+    loaded = {}
+    for name in discover():
+        try:
+            loaded[name] = _load(name)
+        except (ImportError, TypeError) as err:
+            warnings.warn(str(err), stacklevel=2)
+    return loaded
+
+
+def default_hparams(cls: type) -> dict[str, Any]:
+    """Keyword defaults of a model constructor, less `feature_spec`: its default config."""
+    out = {}
+    for param in inspect.signature(cls.__init__).parameters.values():
+        if param.name in ("self", "feature_spec") or param.kind in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
+            continue
+        if param.default is inspect.Parameter.empty:
+            out[param.name] = "???"
+        else:
+            default = param.default
+            out[param.name] = list(default) if isinstance(default, tuple) else default
+    return out
+
+
+def describe(name: str) -> dict[str, str]:
+    """One row of `zoo models`: name, family, distribution and version, description."""
+    info = discover()[name]
+    try:
+        cls = _load(name)
+    except (ImportError, TypeError) as err:
+        return {"name": name, "family": "broken", "distribution": f"{info.distribution} {info.version}",
+                "description": str(err)}
+    doc = (cls.__doc__ or "").strip().splitlines()
+    return {
+        "name": name,
+        "family": str(getattr(cls, "family", "other")),
+        "distribution": f"{info.distribution} {info.version}".strip(),
+        "description": doc[0] if doc else "",
+    }
+
+
+def store_configs(config_dir: Any) -> list[str]:
+    """Give every plugin without a YAML file in `conf/model/` a config built from its constructor
+    defaults, in Hydra's ConfigStore, so `model=<plugin>` works with no edit to this project."""
+    from pathlib import Path
+
+    from hydra.core.config_store import ConfigStore
+
+    shipped = {p.stem for p in (Path(config_dir) / "model").glob("*.yaml")}
+    stored = []
+    store = ConfigStore.instance()
+    for name in discover():
+        if name in shipped:
+            continue
+        try:
+            cls = _load(name)
+        except (ImportError, TypeError) as err:
+            warnings.warn(str(err), stacklevel=2)
+            continue
+        store.store(group="model", name=name, node={"name": name, **default_hparams(cls)})
+        stored.append(name)
+    return stored
