@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -144,7 +145,7 @@ def test_summarise_sorts_by_dataset_then_first_metric_best_first(multirun: Path)
     assert list(by_brier.model) == ["dnn", "lr", "lr", "dnn"]
 
 
-def test_one_seed_gives_nan_std_and_the_mean_alone_in_markdown(tmp_path: Path) -> None:
+def test_one_seed_gives_nan_std_and_the_mean_alone(tmp_path: Path) -> None:
     write_run(tmp_path / "0", metrics_json("german", "lr", 0))
 
     summary = summarise(collect_runs(tmp_path), ["auc"])
@@ -154,6 +155,9 @@ def test_one_seed_gives_nan_std_and_the_mean_alone_in_markdown(tmp_path: Path) -
     table = format_markdown(summary, ["auc"])
     assert "| german | lr | 1 | 0.7800 |" in table
     assert "±" not in table
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a NaN error bar is simply not drawn
+        plot_bars(summary, ["auc"], tmp_path / "one.png")
 
 
 def test_unknown_metric_lists_the_available_names(multirun: Path) -> None:
@@ -169,7 +173,10 @@ def test_unknown_split_lists_the_available_splits(multirun: Path) -> None:
 
 def test_markdown_has_mean_std_cells_and_paper_columns(multirun: Path) -> None:
     summary = summarise(collect_runs(multirun), ["auc", "f1"])
-    reference = {"lr": {"auc": 0.791, "f1": None}, "dnn": {"auc": 0.8}}
+    reference: dict[str, dict[str, float | None]] = {
+        "lr": {"auc": 0.791, "f1": None},
+        "dnn": {"auc": 0.8},
+    }
 
     table = format_markdown(summary, ["auc", "f1"], reference)
     lines = table.strip().splitlines()
@@ -196,7 +203,7 @@ def test_markdown_without_reference_has_no_paper_columns(multirun: Path) -> None
 def test_markdown_rejects_a_reference_that_is_not_numbers(multirun: Path) -> None:
     summary = summarise(collect_runs(multirun), ["auc"])
     with pytest.raises(ZooError, match=r"reference\['lr'\]\['auc'\], got 'high'"):
-        format_markdown(summary, ["auc"], {"lr": {"auc": "high"}})
+        format_markdown(summary, ["auc"], {"lr": {"auc": "high"}})  # type: ignore[dict-item]
 
 
 def test_write_leaderboard_writes_md_csv_png(multirun: Path, tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn, cast
 
 import numpy as np
 import pandas as pd
@@ -373,9 +374,10 @@ def write_leaderboard(
     runs = _read_runs(root)
     frame = _runs_frame(runs)
     if metrics is None:
-        metrics = _from_runs(runs, "experiment_metrics", _check_metric_list) or DEFAULT_METRICS
+        from_runs = _from_runs(runs, "experiment_metrics", _check_metric_list)
+        metrics = cast(list[str], from_runs) if from_runs is not None else DEFAULT_METRICS
     if reference is None:
-        reference = _from_runs(runs, "reference", _check_reference)
+        reference = cast(dict | None, _from_runs(runs, "reference", _check_reference))
     summary = summarise(frame, metrics, split)
     table = format_markdown(summary, metrics, reference)
     markdown = f"Leaderboard: {split} split, mean ± sample std over seeds.\n\n{table}"
@@ -417,7 +419,7 @@ def _check_metric_list(value: object) -> None:
 class _ArgumentParser(argparse.ArgumentParser):
     """Raises on bad arguments instead of exiting, so main reports one line and returns 2."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise ZooError(message)
 
 

@@ -68,7 +68,7 @@ class _BinaryAUROC(BinaryAUROC):
     torchmetrics returns 0 with a warning there, which reads as a (terrible) score.
     """
 
-    def compute(self) -> torch.Tensor:
+    def compute(self) -> torch.Tensor:  # type: ignore[override]
         if _single_class(dim_zero_cat(self.target)):
             return torch.tensor(float("nan"))
         return super().compute()
@@ -117,6 +117,7 @@ class BinaryLogLoss(torchmetrics.Metric):
     higher_is_better = False
     full_state_update = False
 
+    eps: float
     sum_loss: torch.Tensor
     total: torch.Tensor
 
@@ -161,12 +162,30 @@ class _BinaryMacroF1(MulticlassF1Score):
         super().update(preds.long(), target.long())
 
 
+class _LabelCollection(torchmetrics.MetricCollection):
+    """MetricCollection casting float or bool 0/1 targets to integers, as ranking metrics need."""
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:  # type: ignore[override]
+        super().update(preds=preds, target=_as_labels(target))
+
+    def forward(self, preds: torch.Tensor, target: torch.Tensor) -> dict[str, Any]:  # type: ignore[override]
+        return super().forward(preds=preds, target=_as_labels(target))
+
+
+def _as_labels(target: torch.Tensor) -> torch.Tensor:
+    """Integer view of 0/1 targets (torchmetrics' AUROC and ROC reject float targets)."""
+    return target if target.dtype in (torch.long, torch.int) else target.long()
+
+
 def _check_threshold(threshold: object) -> float:
     """Return threshold as a float, or raise if it is not a number within [0, 1]."""
-    ok = isinstance(threshold, Real) and not isinstance(threshold, bool)
-    if not (ok and 0.0 <= float(threshold) <= 1.0):  # also rejects NaN
-        raise ZooError(f"threshold must be a number within [0, 1], got {threshold!r}")
-    return float(threshold)
+    message = f"threshold must be a number within [0, 1], got {threshold!r}"
+    if isinstance(threshold, bool) or not isinstance(threshold, Real):
+        raise ZooError(message)
+    value = float(threshold)
+    if not 0.0 <= value <= 1.0:  # also rejects NaN
+        raise ZooError(message)
+    return value
 
 
 def make_collection(threshold: float = 0.5) -> torchmetrics.MetricCollection:
@@ -187,7 +206,7 @@ def make_collection(threshold: float = 0.5) -> torchmetrics.MetricCollection:
         "brier": MeanSquaredError(),
         "logloss": BinaryLogLoss(),
     }
-    return torchmetrics.MetricCollection({name: metrics[name] for name in METRIC_NAMES})
+    return _LabelCollection({name: metrics[name] for name in METRIC_NAMES})
 
 
 def _first_bad(mask: np.ndarray, values: np.ndarray) -> str:

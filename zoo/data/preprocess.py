@@ -58,7 +58,7 @@ class _Vocabulary:
             out[codes < 0] = MISSING_INDEX
             return out
         keys = column.astype(str).where(column.notna()) if self.categorical_dtype is not None else _as_keys(column)
-        codes = pd.Categorical(keys, categories=self.categories).codes.astype(np.int64)
+        codes = self.categories.get_indexer(keys).astype(np.int64)
         out = codes + N_RESERVED
         out[codes < 0] = UNSEEN_INDEX
         out[keys.isna().to_numpy()] = MISSING_INDEX

@@ -32,7 +32,7 @@ def _matches(column: pd.Series, values: list[Any]) -> np.ndarray:
     wanted_numbers = {float(v) for v in values if _is_number(v)}
     hit = as_text.isin(wanted).to_numpy(dtype=bool, na_value=False)
     if wanted_numbers:
-        hit |= numeric.isin(wanted_numbers).to_numpy(dtype=bool, na_value=False)
+        hit = hit | numeric.isin(wanted_numbers).to_numpy(dtype=bool, na_value=False)
     return hit
 
 
@@ -92,24 +92,31 @@ def resolve_target(
     return features, y
 
 
-def infer_roles(frame: pd.DataFrame, roles: Mapping[str, str] | None) -> dict[str, str]:
-    """Role of every column: as configured, else numeric for numbers and categorical otherwise."""
-    roles = dict(roles or {})
-    unknown = [c for c in roles if c not in frame.columns]
-    if unknown:
-        raise ZooError(
-            f"dataset.roles names column {unknown[0]!r}, which is not in the data; columns are: "
-            f"{', '.join(map(str, frame.columns))}"
-        )
+def infer_roles(frame: pd.DataFrame, roles: Mapping[str, Iterable[str]] | None) -> dict[str, str]:
+    """Role of every column: as configured ({role: [columns]}), else numeric for numbers and
+    categorical otherwise."""
+    given: dict[str, str] = {}
+    for role, columns in dict(roles or {}).items():
+        if role not in ROLES:
+            raise ZooError(f"dataset.roles.{role} is not a role; expected one of {', '.join(ROLES)}")
+        for name in _as_list(columns):
+            if name not in frame.columns and role == "ignore":
+                continue  # ignoring an absent column is harmless (file variants differ)
+            if name not in frame.columns:
+                raise ZooError(
+                    f"dataset.roles.{role} names column {name!r}, which is not in the data; "
+                    f"columns are: {', '.join(map(str, frame.columns))}"
+                )
+            if name in given and given[name] != role:
+                raise ZooError(f"column {name!r} is given two roles: {given[name]} and {role}")
+            given[name] = role
     out: dict[str, str] = {}
     for name in frame.columns:
-        role = roles.get(name)
+        role = given.get(name)
         if role is None:
             dtype = frame[name].dtype
             is_number = pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
             role = "numeric" if is_number else "categorical"
-        if role not in ROLES:
-            raise ZooError(f"dataset.roles.{name}={role!r} is not one of {', '.join(ROLES)}")
         out[str(name)] = role
     if not any(r in ("categorical", "numeric") for r in out.values()):
         raise ZooError("no feature columns left: every column is the target, an id or ignored")

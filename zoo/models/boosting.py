@@ -90,9 +90,22 @@ class CatBoostModel(CreditModel):
             use_best_model=True,
         )
 
+    def on_fit_start(self) -> None:
+        dm = self.trainer.datamodule
+        if self.booster is None and dm is not None:
+            self.fit_booster(_gather(dm.train_dataloader()), _gather(dm.val_dataloader()))
+
     def on_train_start(self) -> None:
-        if self.booster is None:
+        if self.booster is None:  # plain dataloaders, no DataModule
             self.fit_booster(_gather(self.trainer.train_dataloader), _gather(self.trainer.val_dataloaders))
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        if self.booster is not None:  # not before the fit (sanity check without a DataModule)
+            super().validation_step(batch, batch_idx)
+
+    def on_validation_epoch_end(self) -> None:
+        if self.booster is not None:
+            super().on_validation_epoch_end()
 
     def training_step(self, batch: Batch, batch_idx: int) -> None:
         return None

@@ -1,0 +1,117 @@
+"""Bad input gets a one-line error naming the bad value, and leaves no run directory behind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hydra.errors import ConfigCompositionException
+
+from zoo.errors import ZooError
+from zoo.train import train
+
+
+def _csv(tmp_path: Path, frame: pd.DataFrame, name: str = "loans.csv") -> Path:
+    path = tmp_path / name
+    frame.to_csv(path, index=False)
+    return path
+
+
+def _loans(n: int = 200, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "grade": rng.choice(list("ABC"), n),
+            "income": rng.normal(50, 10, n),
+            "status": np.where(rng.random(n) < 0.3, "bad", "good"),
+        }
+    )
+
+
+def _run(make_cfg, path: Path, *overrides: str, tmp_path: Path) -> dict:
+    cfg = make_cfg("dataset=csv", f"dataset.path={path}", "dataset.target=status", "dataset.bad_value=bad",
+                   "model=lr", *overrides)
+    return train(cfg, tmp_path / "run")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "overrides", "message"),
+    [
+        (lambda f: f, ["dataset.target=nope"], "target column 'nope' is not in the data"),
+        (lambda f: f.assign(status=np.resize(["bad", "good", "late"], len(f))), [], "has 3 classes"),
+        (lambda f: f, ["dataset.bad_value=default"], "bad_value 'default' never occurs"),
+        (lambda f: f.assign(empty=np.nan), [], "column 'empty' is entirely missing"),
+        (lambda f: f.assign(income=np.r_[np.inf, f["income"].to_numpy()[1:]]), [], "'income' holds 1 infinite"),
+        (lambda f: f.iloc[:12], [], "needs at least .* rows of each class"),
+        (lambda f: f, ["+dataset.roles.weird=[grade]"], "dataset.roles.weird is not a role"),
+        (lambda f: f, ["+model.depth=3"], "model.depth is not a hyperparameter of 'lr'"),
+        (lambda f: f, ["threshold=1.5"], "threshold=1.5, expected a number in"),
+        (lambda f: f, ["data.split.train=0.9"], "fractions sum to"),
+    ],
+)
+def test_bad_input_is_one_clear_line(tmp_path, make_cfg, mutate, overrides, message):
+    path = _csv(tmp_path, mutate(_loans()))
+    with pytest.raises(ZooError, match=message) as info:
+        _run(make_cfg, path, *overrides, tmp_path=tmp_path)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"", "is empty"), (b"\x00\x01garbage\xff", "could not be read|has no data rows")],
+)
+def test_empty_or_unreadable_file(tmp_path, make_cfg, content, message):
+    path = tmp_path / "broken.parquet" if content else tmp_path / "empty.csv"
+    path.write_bytes(content)
+    with pytest.raises(ZooError, match=message):
+        _run(make_cfg, path, tmp_path=tmp_path)
+
+
+def test_missing_file_names_the_path_and_where_to_get_it(tmp_path, make_cfg):
+    cfg = make_cfg("dataset=home_credit", f"dataset.path={tmp_path}/application_train.csv")
+    with pytest.raises(ZooError, match="application_train.csv' does not exist .*home-credit-default-risk"):
+        train(cfg, tmp_path / "run")
+
+
+def test_unseen_test_categories_are_handled(tmp_path, make_cfg):
+    frame = _loans(300)
+    frame.loc[250:, "grade"] = "Z"  # only some rows hold Z; it may or may not reach training
+    result = _run(make_cfg, _csv(tmp_path, frame), tmp_path=tmp_path)
+    assert 0.0 <= result["test"]["auc"] <= 1.0
+
+
+def test_good_value_filter_drops_open_loans(tmp_path, make_cfg):
+    frame = _loans(300)
+    frame.loc[::7, "status"] = "current"
+    cfg = make_cfg("dataset=csv", f"dataset.path={_csv(tmp_path, frame)}", "dataset.target=status",
+                   "dataset.bad_value=bad", "dataset.good_value=good", "model=lr")
+    result = train(cfg, tmp_path / "run")
+    assert sum(result["rows"].values()) == int((frame["status"] != "current").sum())
+
+
+@pytest.mark.parametrize("override", ["model=nope", "dataset=nope", "trainer=nope"])
+def test_unknown_config_names_list_the_options(make_cfg, override):
+    group = override.split("=")[0]
+    with pytest.raises(ConfigCompositionException, match=f"Could not find '{group}/nope'") as info:
+        make_cfg(override)
+    cause = str(info.value.__cause__ or info.value)
+    assert "Available options" in cause
+
+
+def test_cli_error_is_one_line_and_leaves_no_run_dir(tmp_path):
+    path = _csv(tmp_path, _loans())
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "zoo.train", "dataset=csv", f"dataset.path={path}", "dataset.target=nope",
+         "dataset.bad_value=bad", "trainer=fast", f"hydra.run.dir={tmp_path}/run"],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300,
+    )
+    assert proc.returncode == 2
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert errors == ["error: target column 'nope' is not in the data; columns are: grade, income, status"]
+    assert not (tmp_path / "run").exists()

@@ -1,0 +1,123 @@
+"""Preprocessing is fitted on training rows only; unseen and missing values get reserved indices."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from zoo.data.preprocess import MISSING_SUFFIX, Preprocessor
+from zoo.data.spec import MISSING_INDEX, UNSEEN_INDEX, FeatureSpec
+from zoo.errors import ZooError
+
+
+def _frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "city": ["a", "b", "a", "c", None, "b"],
+            "job": ["x", "x", "y", "y", "x", "y"],
+            "income": [1.0, 2.0, np.nan, 4.0, 5.0, 6.0],
+            "age": [20.0, 30.0, 40.0, 50.0, 60.0, 70.0],
+        }
+    )
+
+
+def test_statistics_come_from_training_rows_only():
+    frame = _frame()
+    train = frame.iloc[:3]
+    pre = Preprocessor(categorical=["city", "job"], numeric=["income", "age"]).fit(train)
+    # Medians, means and scales are those of the first three rows alone.
+    assert pre.medians_["income"] == 1.5
+    assert pre.means_["age"] == pytest.approx(30.0)
+    assert pre.stds_["age"] == pytest.approx(np.std([20.0, 30.0, 40.0]))
+    # 'c' only occurs outside the training rows: it is unseen, not a category.
+    assert list(pre.vocabularies_["city"].categories) == ["a", "b"]
+    test = pre.transform(frame.iloc[3:])
+    assert test["x_cat"][0, 0] == UNSEEN_INDEX  # 'c'
+    assert test["x_cat"][1, 0] == MISSING_INDEX  # None
+    # Changing only the non-training rows changes nothing that was fitted.
+    shifted = frame.copy()
+    shifted.loc[3:, "age"] += 1000
+    pre2 = Preprocessor(categorical=["city", "job"], numeric=["income", "age"]).fit(shifted.iloc[:3])
+    assert pre2.means_ == pre.means_ and pre2.stds_ == pre.stds_ and pre2.medians_ == pre.medians_
+
+
+def test_numeric_imputation_adds_missing_indicator():
+    frame = _frame()
+    pre = Preprocessor(categorical=[], numeric=["income", "age"]).fit(frame)
+    out = pre.transform(frame)
+    spec = pre.feature_spec()
+    assert spec.numeric == ("income", "age", "income" + MISSING_SUFFIX)
+    assert out["x_num"].shape == (6, 3)
+    assert out["x_num"].dtype == np.float32
+    np.testing.assert_array_equal(out["x_num"][:, 2], [0, 0, 1, 0, 0, 0])
+    median = np.median([1.0, 2.0, 4.0, 5.0, 6.0])
+    expected = (median - pre.means_["income"]) / pre.stds_["income"]
+    assert out["x_num"][2, 0] == pytest.approx(expected, rel=1e-6)
+    assert np.isfinite(out["x_num"]).all()
+
+
+def test_categorical_dtype_matches_text_path():
+    frame = _frame()
+    as_category = frame.assign(city=frame["city"].astype("category"))
+    a = Preprocessor(categorical=["city"], numeric=[]).fit(frame.iloc[:4]).transform(frame)
+    b = Preprocessor(categorical=["city"], numeric=[]).fit(as_category.iloc[:4]).transform(as_category)
+    np.testing.assert_array_equal(a["x_cat"], b["x_cat"])
+
+
+def test_crosses_fitted_on_training_rows_with_unseen_bucket():
+    frame = _frame()
+    pre = Preprocessor(categorical=["city", "job"], numeric=[], crosses=[["city", "job"]]).fit(frame.iloc[:3])
+    spec = pre.feature_spec()
+    assert spec.crosses[0].name == "city*job"
+    # Training rows hold (a,x), (b,x), (a,y): three seen combinations plus two reserved indices.
+    assert spec.crosses[0].cardinality == 3 + 2
+    out = pre.transform(pd.DataFrame({"city": ["a", "b", "b"], "job": ["x", "y", "x"]}))
+    cross = out["x_cross"][:, 0]
+    assert cross[0] >= 2 and cross[2] >= 2 and cross[0] != cross[2]
+    assert cross[1] == UNSEEN_INDEX  # (b, y) never occurs in training rows
+
+
+def test_cross_hashing_bounds_cardinality():
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.integers(0, 200, 5000).astype(str), "b": rng.integers(0, 200, 5000).astype(str)})
+    pre = Preprocessor(categorical=["a", "b"], numeric=[], crosses=[["a", "b"]], cross_hash_buckets=64).fit(frame)
+    assert pre.feature_spec().crosses[0].cardinality == 64 + 2
+    out = pre.transform(frame)["x_cross"][:, 0]
+    assert out.min() >= 2 and out.max() < 66
+
+
+def test_auto_crosses_pair_the_smallest_fields():
+    frame = pd.DataFrame(
+        {"big": [str(i) for i in range(12)], "s1": list("ab" * 6), "s2": list("abc" * 4), "s3": list("abcd" * 3)}
+    )
+    pre = Preprocessor(categorical=["big", "s1", "s2", "s3"], numeric=[], crosses="auto", cross_auto_k=3).fit(frame)
+    names = [c.name for c in pre.feature_spec().crosses]
+    assert names == ["s1*s2", "s1*s3", "s2*s3"]
+
+
+def test_cross_naming_unknown_field_is_clear():
+    with pytest.raises(ZooError, match="'nope'"):
+        Preprocessor(categorical=["city", "job"], numeric=[], crosses=[["city", "nope"]]).fit(_frame())
+
+
+def test_wide_deep_routing_defaults_and_overrides():
+    pre = Preprocessor(categorical=["city", "job"], numeric=["income", "age"], crosses=[["city", "job"]]).fit(_frame())
+    spec = pre.feature_spec()
+    assert spec.wide == ("city", "job", "city*job")
+    assert spec.deep == ("city", "job", "income", "age", "income" + MISSING_SUFFIX)
+    routed = pre.feature_spec(wide=["city", "city*job"], deep=["income"])
+    assert routed.deep == ("income", "income" + MISSING_SUFFIX)
+    assert routed.indices(routed.wide) == {"x_cat": [0], "x_cross": [0], "x_num": []}
+    with pytest.raises(ZooError, match="'salary'"):
+        pre.feature_spec(deep=["salary"])
+
+
+def test_feature_spec_round_trips_through_plain_containers():
+    pre = Preprocessor(categorical=["city", "job"], numeric=["income"], crosses=[["city", "job"]]).fit(_frame())
+    spec = pre.feature_spec()
+    plain = spec.to_dict()
+    assert FeatureSpec.from_dict(plain) == spec
+    import json
+
+    json.dumps(plain)  # only plain containers

@@ -1,0 +1,308 @@
+"""Synthetic credit data with planted signal, so models can be checked on what they should find.
+
+The planted categorical interactions have no marginal effect, so only models that cross fields see them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from numbers import Integral, Real
+
+import numpy as np
+import pandas as pd
+
+from zoo.errors import ZooError
+
+__all__ = ["make_synthetic", "planted_pairs"]
+
+# Category codes come from uniform integers in [0, GRID) mapped through a lookup table, so the
+# sampling frequencies are exactly counts / GRID: the weights the double-centring uses.
+_GRID = 1 << 16
+_MAX_TABLE_CARDINALITY = 1 << 12  # larger fields use a finer grid and a binary search
+_FINE_GRID = 1 << 40
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def _check_int(name: str, value: object, minimum: int) -> int:
+    """Return value as an int, or raise unless it is an integer >= minimum."""
+    if not _is_int(value) or int(value) < minimum:  # type: ignore[call-overload]
+        raise ZooError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)  # type: ignore[call-overload]
+
+
+def _check_real(name: str, value: object, low: float, high: float, *, open_low: bool = False,
+                open_high: bool = False) -> float:
+    """Return value as a float, or raise unless it is a finite number in the given interval."""
+    ok = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(float(value))
+    if ok:
+        x = float(value)  # type: ignore[arg-type]
+        ok = (x > low if open_low else x >= low) and (x < high if open_high else x <= high)
+    if not ok:
+        interval = f"{'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
+        raise ZooError(f"{name} must be a number within {interval}, got {value!r}")
+    return float(value)  # type: ignore[arg-type]
+
+
+def planted_pairs(
+    n_categorical: int, interaction_pairs: int | Iterable[tuple[int, int]]
+) -> list[tuple[int, int]]:
+    """The (a, b) categorical field indices that carry planted interactions, validated.
+
+    An integer k means the pairs (0, 1), (2, 3), ... (2k-2, 2k-1).
+    """
+    n_categorical = _check_int("n_categorical", n_categorical, 0)
+    if _is_int(interaction_pairs):
+        k = int(interaction_pairs)  # type: ignore[arg-type]
+        if k < 0 or 2 * k > n_categorical:
+            raise ZooError(
+                f"interaction_pairs={k} needs 2 * {k} categorical fields and a count >= 0, "
+                f"got n_categorical={n_categorical}"
+            )
+        return [(2 * i, 2 * i + 1) for i in range(k)]
+    if isinstance(interaction_pairs, str | bytes) or not isinstance(interaction_pairs, Iterable):
+        raise ZooError(
+            f"interaction_pairs must be a count or a list of (a, b) index pairs, "
+            f"got {interaction_pairs!r}"
+        )
+    pairs: list[tuple[int, int]] = []
+    for raw in interaction_pairs:
+        pair = tuple(raw) if isinstance(raw, Iterable) and not isinstance(raw, str) else (raw,)
+        if len(pair) != 2 or not all(_is_int(i) for i in pair):
+            raise ZooError(f"each interaction pair must be two field indices (a, b), got {raw!r}")
+        a, b = int(pair[0]), int(pair[1])
+        if not (0 <= a < n_categorical and 0 <= b < n_categorical):
+            raise ZooError(
+                f"interaction pair {(a, b)} must index categorical fields 0..{n_categorical - 1}, "
+                f"got n_categorical={n_categorical}"
+            )
+        if a == b:
+            raise ZooError(f"interaction pair {(a, b)} must join two distinct fields")
+        if any({a, b} == set(p) for p in pairs):
+            raise ZooError(f"interaction pair {(a, b)} is listed twice")
+        pairs.append((a, b))
+    return pairs
+
+
+def _cardinalities(cardinality: int | Iterable[int], n_categorical: int) -> list[int]:
+    """One cardinality per categorical field, each an integer >= 2."""
+    if _is_int(cardinality):
+        values = [cardinality] * n_categorical
+    elif isinstance(cardinality, Iterable) and not isinstance(cardinality, str | bytes):
+        values = list(cardinality)
+        if len(values) != n_categorical:
+            raise ZooError(
+                f"cardinality must list one value per categorical field ({n_categorical}), "
+                f"got {len(values)} values: {values!r}"
+            )
+    else:
+        raise ZooError(f"cardinality must be an integer >= 2 or a list of them, got {cardinality!r}")
+    for value in values:
+        if not _is_int(value) or int(value) < 2:  # type: ignore[call-overload]
+            raise ZooError(f"cardinality must be an integer >= 2, got {value!r}")
+    return [int(v) for v in values]  # type: ignore[call-overload]
+
+
+def _category_counts(rng: np.random.Generator, k: int) -> tuple[np.ndarray, int]:
+    """Mildly uneven category frequencies as integer counts over a grid: (counts, grid)."""
+    grid = _GRID if k <= _MAX_TABLE_CARDINALITY else _FINE_GRID
+    weights = rng.uniform(0.5, 1.5, size=k)
+    counts = np.maximum(np.floor(weights / weights.sum() * grid), 1).astype(np.int64)
+    counts[np.argmax(counts)] += grid - counts.sum()
+    return counts, grid
+
+
+def _draw_codes(rng: np.random.Generator, counts: np.ndarray, grid: int, n: int) -> np.ndarray:
+    """Category codes with P(code = i) = counts[i] / grid exactly, in the smallest int dtype."""
+    k = counts.shape[0]
+    dtype = np.int8 if k <= 127 else np.int16 if k <= 32767 else np.int32
+    if grid == _GRID:
+        table = np.repeat(np.arange(k, dtype=dtype), counts)
+        return table[rng.integers(0, grid, size=n, dtype=np.uint16)]
+    draws = rng.integers(0, grid, size=n, dtype=np.int64)
+    return np.searchsorted(np.cumsum(counts)[:-1], draws, side="right").astype(dtype)
+
+
+def _centred_effects(rng: np.random.Generator, freq: np.ndarray) -> np.ndarray:
+    """Per-category effects with frequency-weighted mean 0 and weighted RMS 1."""
+    effect = rng.standard_normal(freq.shape[0])
+    effect -= freq @ effect
+    return effect / math.sqrt(freq @ effect**2)
+
+
+def _double_centred_table(
+    rng: np.random.Generator, freq_a: np.ndarray, freq_b: np.ndarray
+) -> np.ndarray:
+    """Random table T[va, vb] with weighted row and column means 0 and weighted RMS 1.
+
+    Row means use freq_b and column means freq_a, so neither field alone shifts the logit.
+    """
+    table = rng.standard_normal((freq_a.shape[0], freq_b.shape[0]))
+    rows = table @ freq_b
+    cols = freq_a @ table
+    table = table - rows[:, None] - cols[None, :] + freq_a @ rows
+    return table / math.sqrt(freq_a @ table**2 @ freq_b)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    """Logistic function without overflow (tanh form)."""
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def _intercept(logit: np.ndarray, bad_rate: float) -> float:
+    """c such that mean(sigmoid(logit + c)) == bad_rate (safeguarded Newton on a bracket)."""
+    base = math.log(bad_rate / (1.0 - bad_rate))
+    lo, hi = base - float(logit.max()), base - float(logit.min())
+    c = base - float(logit.mean(dtype=np.float64))
+    for _ in range(100):
+        p = _sigmoid(logit + np.float32(c))
+        gap = float(p.mean(dtype=np.float64)) - bad_rate
+        if abs(gap) < 1e-9 or hi - lo < 1e-12:
+            break
+        if gap > 0:
+            hi = c
+        else:
+            lo = c
+        slope = float((p * (1 - p)).mean(dtype=np.float64))
+        step = c - gap / slope if slope > 0 else math.nan
+        c = step if lo < step < hi else 0.5 * (lo + hi)
+    return c
+
+
+def _level_marginals(
+    logit: np.ndarray, codes: list[np.ndarray], fields: list[int], bad_rate: float
+) -> None:
+    """Add per-category logit offsets, in place, until every category of each field in `fields`
+    has mean sigmoid(logit) equal to bad_rate in this sample (Newton sweeps over the fields).
+
+    Double-centring removes marginal effects on the logit scale only; the sigmoid's curvature
+    leaves a residue on the bad rates, which these offsets cancel.
+    """
+    counts = {f: np.bincount(codes[f]) for f in fields}
+    for _ in range(50):
+        worst = 0.0
+        for f in fields:
+            p = _sigmoid(logit)
+            n = np.maximum(counts[f], 1)
+            rate = np.bincount(codes[f], weights=p, minlength=n.shape[0]) / n
+            slope = np.bincount(codes[f], weights=p * (1 - p), minlength=n.shape[0]) / n
+            gap = np.where(counts[f] > 0, rate - bad_rate, 0.0)
+            worst = max(worst, float(np.abs(gap).max()))
+            logit -= (gap / np.maximum(slope, 1e-12)).astype(np.float32)[codes[f]]
+        if worst < 1e-7:
+            return
+
+
+def make_synthetic(
+    *,
+    n_rows: int = 10_000,
+    n_categorical: int = 8,
+    n_numeric: int = 8,
+    cardinality: int | list[int] = 10,
+    bad_rate: float = 0.2,
+    main_effect: float = 1.0,
+    interaction_pairs: int | list[tuple[int, int]] = 2,
+    interaction_strength: float = 2.0,
+    categorical_main_effect: float = 0.0,
+    noise: float = 1.0,
+    missing_rate: float = 0.0,
+    seed: int = 0,
+    target: str = "default",
+) -> pd.DataFrame:
+    """Credit-like frame: `cat_i` (pandas Categorical "v0", "v1", ...), `num_j` (float32), target (int8).
+
+    Planted signal, on the logit scale:
+      - numeric: sum_j beta_j * num_j with num_j ~ N(0, 1); the first ceil(n_numeric / 2) fields
+        have |beta_j| ~ main_effect * U(0.5, 1.5) with a random sign, the rest beta_j = 0;
+      - categorical main effects: each field outside the planted pairs gets per-category effects
+        of frequency-weighted mean 0 and RMS categorical_main_effect (off by default);
+      - interactions: for each pair (a, b) of `planted_pairs(n_categorical, interaction_pairs)`,
+        interaction_strength * T_ab[cat_a, cat_b] with T_ab random, weighted RMS 1 and
+        double-centred with the category frequencies as weights, so neither field alone has a
+        marginal effect (on the logit scale; on the probability scale only a small residue);
+      - noise * N(0, 1) per row, then an intercept solved so the mean of sigmoid(logit) over the
+        rows equals bad_rate, and target ~ Bernoulli(sigmoid(logit)), 1 = default.
+    Category frequencies are mildly uneven (weights U(0.5, 1.5)). Afterwards each numeric cell
+    becomes NaN, and each categorical cell missing, with probability missing_rate.
+    Deterministic for a seed; the planted coefficients do not depend on n_rows.
+    """
+    n_rows = _check_int("n_rows", n_rows, 1)
+    n_categorical = _check_int("n_categorical", n_categorical, 0)
+    n_numeric = _check_int("n_numeric", n_numeric, 0)
+    if n_categorical + n_numeric == 0:
+        raise ZooError("n_categorical + n_numeric must be >= 1, got 0 fields")
+    cards = _cardinalities(cardinality, n_categorical)
+    pairs = planted_pairs(n_categorical, interaction_pairs)
+    bad_rate = _check_real("bad_rate", bad_rate, 0, 1, open_low=True, open_high=True)
+    main_effect = _check_real("main_effect", main_effect, 0, math.inf)
+    interaction_strength = _check_real("interaction_strength", interaction_strength, 0, math.inf)
+    categorical_main_effect = _check_real(
+        "categorical_main_effect", categorical_main_effect, 0, math.inf
+    )
+    noise = _check_real("noise", noise, 0, math.inf)
+    missing_rate = _check_real("missing_rate", missing_rate, 0, 1, open_high=True)
+    seed = _check_int("seed", seed, 0)
+    if not isinstance(target, str) or not target:
+        raise ZooError(f"target must be a non-empty column name, got {target!r}")
+    cat_names = [f"cat_{i}" for i in range(n_categorical)]
+    num_names = [f"num_{j}" for j in range(n_numeric)]
+    if target in cat_names or target in num_names:
+        raise ZooError(f"target must differ from the feature names, got {target!r}")
+
+    # Separate streams: the planted model, the features, the outcome and the missing cells.
+    model_rng, feature_rng, outcome_rng, missing_rng = np.random.default_rng(seed).spawn(4)
+
+    grids = [_category_counts(model_rng, k) for k in cards]
+    freqs = [counts / grid for counts, grid in grids]
+    n_active = (n_numeric + 1) // 2
+    signs = model_rng.choice([-1.0, 1.0], size=n_active)
+    beta = (signs * main_effect * model_rng.uniform(0.5, 1.5, size=n_active)).astype(np.float32)
+    paired = {i for pair in pairs for i in pair}
+    main_effects = {
+        i: (categorical_main_effect * _centred_effects(model_rng, freqs[i])).astype(np.float32)
+        for i in range(n_categorical)
+        if i not in paired and categorical_main_effect > 0
+    }
+    tables = [
+        (interaction_strength * _double_centred_table(model_rng, freqs[a], freqs[b]))
+        .astype(np.float32)
+        .ravel()
+        for a, b in pairs
+    ]
+
+    codes = [_draw_codes(feature_rng, counts, grid, n_rows) for counts, grid in grids]
+    numeric = np.empty((n_numeric, n_rows), dtype=np.float32)
+    for j in range(n_numeric):  # row by row: much faster than one large draw
+        feature_rng.standard_normal(out=numeric[j], dtype=np.float32)
+
+    logit = np.zeros(n_rows, dtype=np.float32)
+    if n_active:
+        logit += beta @ numeric[:n_active]
+    for i, effect in main_effects.items():
+        logit += effect[codes[i]]
+    for (a, b), table in zip(pairs, tables, strict=True):
+        logit += table[codes[a].astype(np.int64) * cards[b] + codes[b]]
+    if noise > 0:
+        logit += np.float32(noise) * outcome_rng.standard_normal(n_rows, dtype=np.float32)
+    logit += np.float32(_intercept(logit, bad_rate))
+    if interaction_strength > 0 and pairs:
+        _level_marginals(logit, codes, sorted(paired), bad_rate)
+    prob = _sigmoid(logit)
+    label = (outcome_rng.random(n_rows, dtype=np.float32) < prob).astype(np.int8)
+
+    if missing_rate > 0:
+        for j in range(n_numeric):
+            numeric[j][missing_rng.random(n_rows, dtype=np.float32) < missing_rate] = np.nan
+        for i in range(n_categorical):
+            codes[i][missing_rng.random(n_rows, dtype=np.float32) < missing_rate] = -1
+
+    columns: dict[str, object] = {}
+    for name, code, k in zip(cat_names, codes, cards, strict=True):
+        columns[name] = pd.Categorical.from_codes(code, categories=[f"v{v}" for v in range(k)])
+    for name, values in zip(num_names, numeric, strict=True):
+        columns[name] = values
+    columns[target] = label
+    return pd.DataFrame(columns)
