@@ -143,6 +143,10 @@ def train(cfg: DictConfig, run_dir: Path | str | None = None) -> dict[str, Any]:
         return {}
 
     best_path = checkpoint.best_model_path
+    if not best_path:
+        # Models that take no optimiser steps (a booster fitted once) never trigger the callback.
+        best_path = str(run_dir / "checkpoints" / "best.ckpt")
+        trainer.save_checkpoint(best_path)
     if best_path:
         device = trainer.strategy.root_device
         model = model_cls.load_from_checkpoint(best_path, map_location=device, weights_only=True)
