@@ -141,9 +141,9 @@ def _draw_codes(rng: np.random.Generator, counts: np.ndarray, grid: int, n: int)
 
 def _centred_effects(rng: np.random.Generator, freq: np.ndarray) -> np.ndarray:
     """Per-category effects with frequency-weighted mean 0 and weighted RMS 1."""
-    effect = rng.standard_normal(freq.shape[0])
-    effect = effect - freq @ effect
-    return np.asarray(effect / math.sqrt(freq @ effect**2))
+    effect = rng.standard_normal(size=(freq.shape[0],))
+    effect -= freq @ effect
+    return effect / math.sqrt(freq @ effect**2)
 
 
 def _double_centred_table(
