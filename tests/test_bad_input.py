@@ -34,8 +34,14 @@ def _loans(n: int = 200, seed: int = 0) -> pd.DataFrame:
 
 
 def _run(make_cfg, path: Path, *overrides: str, tmp_path: Path) -> dict:
-    cfg = make_cfg("dataset=csv", f"dataset.path={path}", "dataset.target=status", "dataset.bad_value=bad",
-                   "model=lr", *overrides)
+    cfg = make_cfg(
+        "dataset=csv",
+        f"dataset.path={path}",
+        "dataset.target=status",
+        "dataset.bad_value=bad",
+        "model=lr",
+        *overrides,
+    )
     return train(cfg, tmp_path / "run")
 
 
@@ -46,7 +52,11 @@ def _run(make_cfg, path: Path, *overrides: str, tmp_path: Path) -> dict:
         (lambda f: f.assign(status=np.resize(["bad", "good", "late"], len(f))), [], "has 3 classes"),
         (lambda f: f, ["dataset.bad_value=default"], "bad_value 'default' never occurs"),
         (lambda f: f.assign(empty=np.nan), [], "column 'empty' is entirely missing"),
-        (lambda f: f.assign(income=np.r_[np.inf, f["income"].to_numpy()[1:]]), [], "'income' holds 1 infinite"),
+        (
+            lambda f: f.assign(income=np.r_[np.inf, f["income"].to_numpy()[1:]]),
+            [],
+            "'income' holds 1 infinite",
+        ),
         (lambda f: f.iloc[:12], [], "needs at least .* rows of each class"),
         (lambda f: f, ["+dataset.roles.weird=[grade]"], "dataset.roles.weird is not a role"),
         (lambda f: f, ["+model.depth=3"], "model.depth is not a hyperparameter of 'lr'"),
@@ -88,8 +98,14 @@ def test_unseen_test_categories_are_handled(tmp_path, make_cfg):
 def test_good_value_filter_drops_open_loans(tmp_path, make_cfg):
     frame = _loans(300)
     frame.loc[::7, "status"] = "current"
-    cfg = make_cfg("dataset=csv", f"dataset.path={_csv(tmp_path, frame)}", "dataset.target=status",
-                   "dataset.bad_value=bad", "dataset.good_value=good", "model=lr")
+    cfg = make_cfg(
+        "dataset=csv",
+        f"dataset.path={_csv(tmp_path, frame)}",
+        "dataset.target=status",
+        "dataset.bad_value=bad",
+        "dataset.good_value=good",
+        "model=lr",
+    )
     result = train(cfg, tmp_path / "run")
     assert sum(result["rows"].values()) == int((frame["status"] != "current").sum())
 
@@ -107,9 +123,22 @@ def test_cli_error_is_one_line_and_leaves_no_run_dir(tmp_path):
     path = _csv(tmp_path, _loans())
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     proc = subprocess.run(
-        [sys.executable, "-m", "zoo.train", "dataset=csv", f"dataset.path={path}", "dataset.target=nope",
-         "dataset.bad_value=bad", "trainer=fast", f"hydra.run.dir={tmp_path}/run"],
-        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "zoo.train",
+            "dataset=csv",
+            f"dataset.path={path}",
+            "dataset.target=nope",
+            "dataset.bad_value=bad",
+            "trainer=fast",
+            f"hydra.run.dir={tmp_path}/run",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
     )
     assert proc.returncode == 2
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]

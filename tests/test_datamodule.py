@@ -12,8 +12,14 @@ from zoo.data.batches import DeviceBatches
 from zoo.data.datamodule import CreditDataModule
 from zoo.errors import ZooError
 
-GERMAN = {"name": "german", "source": "bundled", "file": "german_credit.csv", "target": "creditability",
-          "bad_value": "bad", "crosses": [["purpose", "housing"]]}
+GERMAN = {
+    "name": "german",
+    "source": "bundled",
+    "file": "german_credit.csv",
+    "target": "creditability",
+    "bad_value": "bad",
+    "crosses": [["purpose", "housing"]],
+}
 
 
 def test_bundled_german_batches_have_the_contracted_shape():
@@ -71,7 +77,10 @@ def test_device_batches_shuffle_in_bulk_and_cover_all_rows():
 
 def test_device_batches_shard_across_ranks():
     tensors = {"row": torch.arange(10)}
-    shards = [torch.cat([b["row"] for b in DeviceBatches(tensors, batch_size=3, rank=r, world_size=3)]) for r in range(3)]
+    shards = [
+        torch.cat([b["row"] for b in DeviceBatches(tensors, batch_size=3, rank=r, world_size=3)])
+        for r in range(3)
+    ]
     assert all(len(s) == 4 for s in shards)
     assert set(torch.cat(shards).tolist()) == set(range(10))
 
@@ -79,7 +88,9 @@ def test_device_batches_shard_across_ranks():
 def test_datamodule_statistics_ignore_validation_and_test_rows():
     rng = np.random.default_rng(0)
     n = 400
-    frame = pd.DataFrame({"x": rng.normal(size=n), "c": rng.choice(["a", "b"], n), "y": rng.integers(0, 2, n)})
+    frame = pd.DataFrame(
+        {"x": rng.normal(size=n), "c": rng.choice(["a", "b"], n), "y": rng.integers(0, 2, n)}
+    )
     ds = {"name": "t", "target": "y", "bad_value": 1}
     dm = CreditDataModule(ds, frame=frame, seed=0)
     dm.build()
@@ -97,7 +108,13 @@ def test_datamodule_statistics_ignore_validation_and_test_rows():
 
 
 def test_credit_data_missing_values_become_indicators():
-    ds = {"name": "credit_data", "source": "bundled", "file": "credit_data.csv", "target": "Status", "bad_value": "bad"}
+    ds = {
+        "name": "credit_data",
+        "source": "bundled",
+        "file": "credit_data.csv",
+        "target": "Status",
+        "bad_value": "bad",
+    }
     dm = CreditDataModule(ds, seed=0)
     spec = dm.feature_spec
     assert "Income__missing" in spec.numeric

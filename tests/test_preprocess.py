@@ -80,8 +80,12 @@ def test_crosses_fitted_on_training_rows_with_unseen_bucket():
 
 def test_cross_hashing_bounds_cardinality():
     rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"a": rng.integers(0, 200, 5000).astype(str), "b": rng.integers(0, 200, 5000).astype(str)})
-    pre = Preprocessor(categorical=["a", "b"], numeric=[], crosses=[["a", "b"]], cross_hash_buckets=64).fit(frame)
+    frame = pd.DataFrame(
+        {"a": rng.integers(0, 200, 5000).astype(str), "b": rng.integers(0, 200, 5000).astype(str)}
+    )
+    pre = Preprocessor(categorical=["a", "b"], numeric=[], crosses=[["a", "b"]], cross_hash_buckets=64).fit(
+        frame
+    )
     assert pre.feature_spec().crosses[0].cardinality == 64 + 2
     out = pre.transform(frame)["x_cross"][:, 0]
     assert out.min() >= 2 and out.max() < 66
@@ -89,9 +93,16 @@ def test_cross_hashing_bounds_cardinality():
 
 def test_auto_crosses_pair_the_smallest_fields():
     frame = pd.DataFrame(
-        {"big": [str(i) for i in range(12)], "s1": list("ab" * 6), "s2": list("abc" * 4), "s3": list("abcd" * 3)}
+        {
+            "big": [str(i) for i in range(12)],
+            "s1": list("ab" * 6),
+            "s2": list("abc" * 4),
+            "s3": list("abcd" * 3),
+        }
     )
-    pre = Preprocessor(categorical=["big", "s1", "s2", "s3"], numeric=[], crosses="auto", cross_auto_k=3).fit(frame)
+    pre = Preprocessor(categorical=["big", "s1", "s2", "s3"], numeric=[], crosses="auto", cross_auto_k=3).fit(
+        frame
+    )
     names = [c.name for c in pre.feature_spec().crosses]
     assert names == ["s1*s2", "s1*s3", "s2*s3"]
 
@@ -102,7 +113,9 @@ def test_cross_naming_unknown_field_is_clear():
 
 
 def test_wide_deep_routing_defaults_and_overrides():
-    pre = Preprocessor(categorical=["city", "job"], numeric=["income", "age"], crosses=[["city", "job"]]).fit(_frame())
+    pre = Preprocessor(categorical=["city", "job"], numeric=["income", "age"], crosses=[["city", "job"]]).fit(
+        _frame()
+    )
     spec = pre.feature_spec()
     assert spec.wide == ("city", "job", "city*job")
     assert spec.deep == ("city", "job", "income", "age", "income" + MISSING_SUFFIX)
@@ -114,7 +127,9 @@ def test_wide_deep_routing_defaults_and_overrides():
 
 
 def test_feature_spec_round_trips_through_plain_containers():
-    pre = Preprocessor(categorical=["city", "job"], numeric=["income"], crosses=[["city", "job"]]).fit(_frame())
+    pre = Preprocessor(categorical=["city", "job"], numeric=["income"], crosses=[["city", "job"]]).fit(
+        _frame()
+    )
     spec = pre.feature_spec()
     plain = spec.to_dict()
     assert FeatureSpec.from_dict(plain) == spec

@@ -1,4 +1,4 @@
-"""Synthetic generator: frame layout, determinism, planted signal where documented, argument checks."""
+"""Synthetic generator: layout, determinism, planted signal where documented, argument checks."""
 
 from __future__ import annotations
 

@@ -15,8 +15,12 @@ from zoo import registry
 from zoo.metrics import METRIC_NAMES
 from zoo.train import train
 
-SMALL_SYNTHETIC = ["dataset=synthetic", "dataset.params.n_rows=1500", "dataset.params.n_categorical=4",
-                   "dataset.params.n_numeric=4"]
+SMALL_SYNTHETIC = [
+    "dataset=synthetic",
+    "dataset.params.n_rows=1500",
+    "dataset.params.n_categorical=4",
+    "dataset.params.n_numeric=4",
+]
 
 
 @pytest.mark.parametrize("model", ["lr", "dnn", "catboost"])
@@ -47,7 +51,9 @@ def test_test_metrics_match_the_written_predictions(tmp_path, make_cfg):
 
     result = train(make_cfg("model=lr"), tmp_path)
     predictions = pd.read_parquet(tmp_path / "predictions.parquet")
-    assert result["test"]["auc"] == pytest.approx(roc_auc_score(predictions["label"], predictions["prob"]), abs=1e-6)
+    assert result["test"]["auc"] == pytest.approx(
+        roc_auc_score(predictions["label"], predictions["prob"]), abs=1e-6
+    )
 
 
 def test_youden_threshold_is_chosen_on_validation_and_recorded(tmp_path, make_cfg):
@@ -76,9 +82,22 @@ def test_lr_learns_the_bundled_data(tmp_path, make_cfg):
 def test_multirun_writes_one_run_per_job(tmp_path):
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     proc = subprocess.run(
-        [sys.executable, "-m", "zoo.train", "-m", "model=lr,dnn", "seed=0,1", "trainer=fast", "logger=none",
-         f"hydra.sweep.dir={tmp_path}/sweep"],
-        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "zoo.train",
+            "-m",
+            "model=lr,dnn",
+            "seed=0,1",
+            "trainer=fast",
+            "logger=none",
+            f"hydra.sweep.dir={tmp_path}/sweep",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     runs = sorted((tmp_path / "sweep").glob("*/metrics.json"))

@@ -14,7 +14,12 @@ def _models(args: argparse.Namespace) -> int:
         print("no models installed", file=sys.stderr)
         return 1
     widths = {key: max(len(key), *(len(r[key]) for r in rows)) for key in ("name", "family", "distribution")}
-    header = {"name": "name", "family": "family", "distribution": "distribution", "description": "description"}
+    header = {
+        "name": "name",
+        "family": "family",
+        "distribution": "distribution",
+        "description": "description",
+    }
     for row in [header, *rows]:
         print(
             f"{row['name']:<{widths['name']}}  {row['family']:<{widths['family']}}  "

@@ -75,7 +75,9 @@ def _load(name: str) -> type:
     try:
         obj = info.entry_point.load()
     except Exception as err:  # a broken plugin must not take the host down
-        raise ImportError(f"model plugin {name!r} ({info.value}, from {info.distribution}) failed to import: {err}") from err
+        raise ImportError(
+            f"model plugin {name!r} ({info.value}, from {info.distribution}) failed to import: {err}"
+        ) from err
     if not (inspect.isclass(obj) and issubclass(obj, pl.LightningModule)):
         raise TypeError(f"model plugin {name!r} ({info.value}) is not a LightningModule class")
     return obj
@@ -105,8 +107,8 @@ def load_all() -> dict[str, type]:
 
 def default_hparams(cls: type) -> dict[str, Any]:
     """Keyword defaults of a model constructor, less `feature_spec`: its default config."""
-    out = {}
-    for param in inspect.signature(cls.__init__).parameters.values():
+    out: dict[str, Any] = {}
+    for param in inspect.signature(cls).parameters.values():
         if param.name in ("self", "feature_spec") or param.kind in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
             continue
         if param.default is inspect.Parameter.empty:
@@ -123,8 +125,12 @@ def describe(name: str) -> dict[str, str]:
     try:
         cls = _load(name)
     except (ImportError, TypeError) as err:
-        return {"name": name, "family": "broken", "distribution": f"{info.distribution} {info.version}",
-                "description": str(err)}
+        return {
+            "name": name,
+            "family": "broken",
+            "distribution": f"{info.distribution} {info.version}",
+            "description": str(err),
+        }
     doc = (cls.__doc__ or "").strip().splitlines()
     return {
         "name": name,

@@ -47,7 +47,7 @@ def build_model(model_cfg: Any, feature_spec: Any) -> pl.LightningModule:
     if not name:
         raise ZooError("model.name is not set; choose one with model=<name>")
     cls = registry.get(name)
-    accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "feature_spec")]
+    accepted = [p for p in inspect.signature(cls).parameters if p not in ("self", "feature_spec")]
     for key in hparams:
         if key not in accepted:
             raise ZooError(
@@ -83,8 +83,8 @@ def predict(model: pl.LightningModule, dm: CreditDataModule, split: str) -> dict
 
 
 def _trainer(cfg: DictConfig, run_dir: Path) -> tuple[pl.Trainer, pl.callbacks.ModelCheckpoint]:
-    from hydra.utils import instantiate
     from hydra.utils import execution_whitelist as allow
+    from hydra.utils import instantiate
 
     stop = cfg.early_stopping
     checkpoint = pl.callbacks.ModelCheckpoint(
@@ -92,7 +92,9 @@ def _trainer(cfg: DictConfig, run_dir: Path) -> tuple[pl.Trainer, pl.callbacks.M
     )
     callbacks: list[pl.Callback] = [
         checkpoint,
-        pl.callbacks.EarlyStopping(monitor=stop.monitor, mode="max", patience=stop.patience, min_delta=stop.min_delta),
+        pl.callbacks.EarlyStopping(
+            monitor=stop.monitor, mode="max", patience=stop.patience, min_delta=stop.min_delta
+        ),
     ]
     logger: Any = False
     logger_cfg = cfg.get("logger")
@@ -101,7 +103,9 @@ def _trainer(cfg: DictConfig, run_dir: Path) -> tuple[pl.Trainer, pl.callbacks.M
             logger = instantiate(logger_cfg, save_dir=str(run_dir))
     trainer_kwargs = dict(_plain(cfg.trainer))
     try:
-        trainer = pl.Trainer(**trainer_kwargs, callbacks=callbacks, logger=logger, default_root_dir=str(run_dir))
+        trainer = pl.Trainer(
+            **trainer_kwargs, callbacks=callbacks, logger=logger, default_root_dir=str(run_dir)
+        )
     except (TypeError, ValueError) as err:
         raise ZooError(f"trainer config: {err}") from None
     return trainer, checkpoint
@@ -154,7 +158,7 @@ def train(cfg: DictConfig, run_dir: Path | str | None = None) -> dict[str, Any]:
     threshold, method = _threshold(threshold_cfg, predictions["val"]["prob"], predictions["val"]["y"])
     result: dict[str, Any] = {
         "model": cfg.model.name,
-        "dataset": dm.name,
+        "dataset": dm.dataset_name,
         "seed": int(cfg.seed),
         "experiment": cfg.get("experiment_name"),
         "threshold": threshold,
@@ -173,7 +177,9 @@ def train(cfg: DictConfig, run_dir: Path | str | None = None) -> dict[str, Any]:
         result["reference"] = _plain(cfg.reference)
 
     test = predictions["test"]
-    frame = pd.DataFrame({"row": test["row"].astype(np.int64), "label": test["y"].astype(np.int8), "prob": test["prob"]})
+    frame = pd.DataFrame(
+        {"row": test["row"].astype(np.int64), "label": test["y"].astype(np.int8), "prob": test["prob"]}
+    )
     if "test" in dm.ids:
         frame.insert(1, "id", dm.ids["test"])
     write_parquet(run_dir / "predictions.parquet", frame)
@@ -188,9 +194,11 @@ def train(cfg: DictConfig, run_dir: Path | str | None = None) -> dict[str, Any]:
 def format_table(result: dict[str, Any]) -> str:
     """Validation and test metrics side by side, for the terminal."""
     names = list(result["test"])
-    lines = [f"{result['model']} on {result['dataset']} (seed {result['seed']}, "
-             f"threshold {result['threshold']:.3f} {result['threshold_method']})",
-             f"{'metric':<10} {'val':>8} {'test':>8}"]
+    lines = [
+        f"{result['model']} on {result['dataset']} (seed {result['seed']}, "
+        f"threshold {result['threshold']:.3f} {result['threshold_method']})",
+        f"{'metric':<10} {'val':>8} {'test':>8}",
+    ]
     for name in names:
         val, test = result["val"][name], result["test"][name]
         lines.append(f"{name:<10} {val:>8.4f} {test:>8.4f}")

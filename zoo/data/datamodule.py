@@ -69,7 +69,7 @@ class CreditDataModule(pl.LightningDataModule):
         self._feature_spec: FeatureSpec | None = None
 
     @property
-    def name(self) -> str:
+    def dataset_name(self) -> str:
         return str(self.dataset.get("name", "frame"))
 
     @property
@@ -87,7 +87,7 @@ class CreditDataModule(pl.LightningDataModule):
         frame = self.frame if self.frame is not None else load_frame(ds)
         for key in ("target", "bad_value"):
             if ds.get(key) in (None, "???"):
-                raise ZooError(f"dataset.{key} is not set for dataset {self.name!r}")
+                raise ZooError(f"dataset.{key} is not set for dataset {self.dataset_name!r}")
         features, y = resolve_target(
             frame, target=ds["target"], bad_value=ds["bad_value"], good_value=ds.get("good_value")
         )
@@ -122,7 +122,7 @@ class CreditDataModule(pl.LightningDataModule):
         self._feature_spec = preprocessor.feature_spec(ds.get("wide"), ds.get("deep"))
         log.info(
             "dataset %s: %s rows (train/val/test), bad rate %.3f, %d categorical, %d numeric, %d crosses",
-            self.name,
+            self.dataset_name,
             "/".join(str(len(self.arrays[s]["y"])) for s in SPLITS),
             float(y.mean()),
             self._feature_spec.n_categorical,
@@ -143,7 +143,8 @@ class CreditDataModule(pl.LightningDataModule):
             current = self._tensors.get(name)
             if current is None or current["y"].device != device:
                 self._tensors[name] = {
-                    k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in self.arrays[name].items()
+                    k: torch.from_numpy(np.ascontiguousarray(v)).to(device)
+                    for k, v in self.arrays[name].items()
                 }
 
     def loader(self, split: str, *, shuffle: bool = False) -> DeviceBatches:

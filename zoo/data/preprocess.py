@@ -57,7 +57,11 @@ class _Vocabulary:
             out = self.code_lookup[np.where(codes >= 0, codes, 0)]
             out[codes < 0] = MISSING_INDEX
             return out
-        keys = column.astype(str).where(column.notna()) if self.categorical_dtype is not None else _as_keys(column)
+        keys = (
+            column.astype(str).where(column.notna())
+            if self.categorical_dtype is not None
+            else _as_keys(column)
+        )
         codes = self.categories.get_indexer(keys).astype(np.int64)
         out = codes + N_RESERVED
         out[codes < 0] = UNSEEN_INDEX
@@ -96,8 +100,8 @@ class _CrossVocabulary:
         seen = self.keys[pos_clipped] == key
         if self.hash_buckets:
             # Multiplicative hashing (Knuth) keeps the bucket of a combination stable across runs.
-            index = (key.astype(np.uint64) * np.uint64(11400714819323198485)) >> np.uint64(40)
-            index = (index % np.uint64(self.hash_buckets)).astype(np.int64) + N_RESERVED
+            hashed = (key.astype(np.uint64) * np.uint64(11400714819323198485)) >> np.uint64(40)
+            index = (hashed % np.uint64(self.hash_buckets)).astype(np.int64) + N_RESERVED
         else:
             index = pos_clipped + N_RESERVED
         return np.where(seen, index, UNSEEN_INDEX).astype(np.int64)

@@ -56,7 +56,5 @@ def k_fold(
     _check_counts(y, max(n_folds, int(np.ceil(MIN_PER_CLASS / (val * (1 - 1 / n_folds))))), f"{n_folds}-fold")
     folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     rest, test_rows = list(folds.split(np.zeros(len(y)), y))[fold]
-    train_rows, val_rows = train_test_split(
-        rest, test_size=val, stratify=y[rest], random_state=seed + 1
-    )
+    train_rows, val_rows = train_test_split(rest, test_size=val, stratify=y[rest], random_state=seed + 1)
     return np.sort(train_rows), np.sort(val_rows), np.sort(test_rows)

@@ -6,7 +6,7 @@ Planted categorical interactions have no marginal effect: only models that cross
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from numbers import Integral, Real
 
 import numpy as np
@@ -58,7 +58,7 @@ def _check_real(
 
 
 def planted_pairs(
-    n_categorical: int, interaction_pairs: int | Iterable[tuple[int, int]]
+    n_categorical: int, interaction_pairs: int | Iterable[Sequence[int]]
 ) -> list[tuple[int, int]]:
     """The (a, b) categorical field indices that carry planted interactions, validated.
 

@@ -68,9 +68,7 @@ def resolve_target(
     is_bad = _matches(column, bad_values)
     if not is_bad.any():
         seen = ", ".join(map(repr, sorted(map(str, column.dropna().unique()))[:10]))
-        raise ZooError(
-            f"bad_value {bad_value!r} never occurs in target {target!r}; values seen: {seen}"
-        )
+        raise ZooError(f"bad_value {bad_value!r} never occurs in target {target!r}; values seen: {seen}")
     if good_value is not None:
         is_good = _matches(column, _as_list(good_value)) & ~is_bad
         keep = present & (is_bad | is_good)
@@ -112,12 +110,12 @@ def infer_roles(frame: pd.DataFrame, roles: Mapping[str, Iterable[str]] | None) 
             given[name] = role
     out: dict[str, str] = {}
     for name in frame.columns:
-        role = given.get(name)
-        if role is None:
-            dtype = frame[name].dtype
-            is_number = pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
-            role = "numeric" if is_number else "categorical"
-        out[str(name)] = role
+        if name in given:
+            out[str(name)] = given[name]
+            continue
+        dtype = frame[name].dtype
+        is_number = pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+        out[str(name)] = "numeric" if is_number else "categorical"
     if not any(r in ("categorical", "numeric") for r in out.values()):
         raise ZooError("no feature columns left: every column is the target, an id or ignored")
     return out
@@ -131,9 +129,7 @@ def check_features(frame: pd.DataFrame, roles: Mapping[str, str]) -> pd.DataFram
             continue
         column = frame[name]
         if column.isna().all():
-            raise ZooError(
-                f"column {name!r} is entirely missing; drop it or set dataset.roles.{name}=ignore"
-            )
+            raise ZooError(f"column {name!r} is entirely missing; drop it or set dataset.roles.{name}=ignore")
         if role == "numeric":
             values = pd.to_numeric(column, errors="coerce")
             bad_text = values.isna() & column.notna()

@@ -79,7 +79,8 @@ class CreditModel(pl.LightningModule):
         return {"prob": torch.sigmoid(self(batch)), "y": batch["y"], "row": batch["row"]}
 
     def configure_optimizers(self) -> Any:
-        decay, no_decay = [], []
+        decay: list[nn.Parameter] = []
+        no_decay: list[nn.Parameter] = []
         for name, param in self.named_parameters():
             if not param.requires_grad:
                 continue

@@ -56,8 +56,8 @@ class CatBoostModel(CreditModel):
         for j, field in enumerate(spec.categorical):
             columns[field.name] = arrays["x_cat"][:, j]
         if self.use_crosses:
-            for j, field in enumerate(spec.crosses):
-                columns[field.name] = arrays["x_cross"][:, j]
+            for j, cross in enumerate(spec.crosses):
+                columns[cross.name] = arrays["x_cross"][:, j]
         for j, name in enumerate(spec.numeric):
             columns[name] = arrays["x_num"][:, j]
         return pd.DataFrame(columns)
@@ -91,7 +91,7 @@ class CatBoostModel(CreditModel):
         )
 
     def on_fit_start(self) -> None:
-        dm = self.trainer.datamodule
+        dm = getattr(self.trainer, "datamodule", None)
         if self.booster is None and dm is not None:
             self.fit_booster(_gather(dm.train_dataloader()), _gather(dm.val_dataloader()))
 
@@ -107,7 +107,7 @@ class CatBoostModel(CreditModel):
         if self.booster is not None:
             super().on_validation_epoch_end()
 
-    def training_step(self, batch: Batch, batch_idx: int) -> None:
+    def training_step(self, batch: Batch, batch_idx: int) -> None:  # type: ignore[override]
         return None
 
     def on_train_epoch_end(self) -> None:
