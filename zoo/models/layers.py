@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import nn
@@ -44,6 +45,15 @@ class OneHotLinear(nn.Module):
         if self.weights.n_fields == 0:
             return x.new_zeros(x.shape[0], dtype=torch.float32)
         return self.weights(x).sum(dim=(1, 2))
+
+    def field_weights(self) -> list[torch.Tensor]:
+        """One weight vector per field, indexed like the field's categories (0 missing, 1 unseen)."""
+        if self.weights.n_fields == 0:
+            return []
+        table = self.weights.embedding.weight[:, 0]
+        starts = cast(torch.Tensor, self.weights.offsets).tolist()
+        cardinalities = [b - a for a, b in zip(starts, [*starts[1:], table.shape[0]], strict=True)]
+        return [table[start : start + n] for start, n in zip(starts, cardinalities, strict=True)]
 
 
 class MLP(nn.Module):

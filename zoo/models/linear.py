@@ -2,14 +2,60 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 from torch import nn
 
-from zoo.data.spec import FeatureSpec
+from zoo.data.spec import MISSING_INDEX, UNSEEN_INDEX, FeatureSpec
 from zoo.models.base import Batch, CreditModel
 from zoo.models.layers import OneHotLinear
+from zoo.outputs import write_csv
+
+#: The scorecard view of a linear (or wide) part, written into the run directory.
+WIDE_WEIGHTS_FILE = "wide_weights.csv"
+WIDE_WEIGHTS_COLUMNS = ["field", "value", "kind", "weight"]
+
+
+def category_labels(feature_spec: FeatureSpec, name: str, cardinality: int) -> list[str]:
+    """Label of each index of a categorical field or cross.
+
+    Uses `feature_spec.extras["labels"][name]` (one label per index, as the DataModule records
+    them) when present and of the right length; otherwise the index itself, as "#3".
+    """
+    labels = (feature_spec.extras.get("labels") or {}).get(name)
+    if labels is not None and len(labels) == cardinality:
+        return [str(label) for label in labels]
+    reserved = {MISSING_INDEX: "(missing)", UNSEEN_INDEX: "(unseen)"}
+    return [reserved.get(i, f"#{i}") for i in range(cardinality)]
+
+
+def wide_weights_table(
+    feature_spec: FeatureSpec,
+    *,
+    categorical: Sequence[tuple[str, torch.Tensor]] = (),
+    crosses: Sequence[tuple[str, torch.Tensor]] = (),
+    numeric: Sequence[tuple[str, float]] = (),
+) -> pd.DataFrame:
+    """One row per coefficient (field, value, kind, weight), sorted by |weight| descending.
+
+    `categorical` and `crosses` pair a field name with its weight vector (one weight per index,
+    reserved missing/unseen included); `numeric` pairs a numeric field with its weight: per
+    standard deviation, since numerics are standardised (missing indicators are 0/1).
+    """
+    rows: list[tuple[str, str, str, float]] = []
+    for kind, fields in (("categorical", categorical), ("cross", crosses)):
+        for name, weights in fields:
+            values = weights.detach().float().cpu().tolist()
+            labels = category_labels(feature_spec, name, len(values))
+            rows.extend((name, label, kind, w) for label, w in zip(labels, values, strict=True))
+    rows.extend((name, "", "numeric", float(w)) for name, w in numeric)
+    table = pd.DataFrame(rows, columns=WIDE_WEIGHTS_COLUMNS)
+    order = table["weight"].abs().sort_values(ascending=False, kind="stable").index
+    return table.loc[order].reset_index(drop=True)
 
 
 class LogisticRegression(CreditModel):
@@ -42,6 +88,23 @@ class LogisticRegression(CreditModel):
         if self.use_crosses:
             logit = logit + self.crosses(batch["x_cross"])
         return logit
+
+    def wide_weights(self) -> pd.DataFrame:
+        """The coefficients as a scorecard table (see `wide_weights_table`)."""
+        spec = self.feature_spec
+        crosses = spec.crosses if self.use_crosses else ()
+        return wide_weights_table(
+            spec,
+            categorical=[
+                (f.name, w) for f, w in zip(spec.categorical, self.categorical.field_weights(), strict=True)
+            ],
+            crosses=[(f.name, w) for f, w in zip(crosses, self.crosses.field_weights(), strict=True)],
+            numeric=list(zip(spec.numeric, self.numeric.weight[0].tolist(), strict=True)),
+        )
+
+    def write_artifacts(self, run_dir: Path) -> None:
+        """Write `wide_weights.csv`, the coefficients sorted by magnitude."""
+        write_csv(Path(run_dir) / WIDE_WEIGHTS_FILE, self.wide_weights())
 
 
 class LogisticRegressionCross(LogisticRegression):

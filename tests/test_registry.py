@@ -1,0 +1,197 @@
+"""The plugin registry against real entry points: fake distributions are dist-info folders on sys.path."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.config_store import ConfigStore
+from hydra.errors import MissingConfigException
+from omegaconf import OmegaConf
+
+from zoo import cli, registry
+from zoo.errors import ZooError
+from zoo.models.linear import LogisticRegression
+from zoo.models.mlp import DNN
+from zoo.train import config_dir
+
+BUILT_INS = ["catboost", "dnn", "lr"]
+
+GOOD = '''
+from zoo.models.linear import LogisticRegression
+
+
+class Good(LogisticRegression):
+    """A well-behaved fake plugin."""
+
+    family = "fake"
+'''
+
+BROKEN = """
+from pathlib import Path
+
+Path(__file__).with_suffix(".imported").touch()  # evidence of the import attempt, which then fails
+raise RuntimeError("boom at import")
+"""
+
+NOT_A_MODEL = '''
+import torch
+
+
+class PlainClass:
+    """Not a model at all."""
+
+
+class TorchModule(torch.nn.Module):
+    """A torch module, but not a LightningModule."""
+'''
+
+Install = Callable[..., Path]
+
+
+@pytest.fixture
+def install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Install]:
+    """`install(dist, entry_points, modules) -> folder`: a fake installed distribution, as pip leaves it.
+
+    Each gets `<dist>-<version>.dist-info/` (METADATA, entry_points.txt) and its modules in a
+    folder of its own prepended to sys.path, where importlib.metadata finds it. Discovery
+    caches, the `model` configs in Hydra's ConfigStore and the fake modules are reset afterwards.
+    """
+    store = ConfigStore.instance()
+    # Only the `model` group: Hydra stores its own nodes on first use, which must survive.
+    monkeypatch.setitem(store.repo, "model", dict(store.repo.get("model", {})))
+    imported: list[str] = []
+
+    def _install(dist: str, entry_points: dict[str, str], modules: dict[str, str] | None = None) -> Path:
+        site = tmp_path / f"site-{dist}"
+        dist_info = site / f"{dist.replace('-', '_')}-0.1.0.dist-info"
+        dist_info.mkdir(parents=True)
+        (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1.0\n")
+        lines = "".join(f"{name} = {value}\n" for name, value in entry_points.items())
+        (dist_info / "entry_points.txt").write_text(f"[{registry.GROUP}]\n{lines}")
+        for module, source in (modules or {}).items():
+            (site / f"{module}.py").write_text(textwrap.dedent(source))
+            imported.append(module)
+        monkeypatch.syspath_prepend(str(site))
+        return site
+
+    registry.refresh()
+    yield _install
+    registry.refresh()
+    for module in imported:
+        sys.modules.pop(module, None)
+
+
+def test_built_ins_are_listed_from_credit_zoo_itself():
+    registry.refresh()
+    assert set(BUILT_INS) <= set(registry.names())
+    for name in BUILT_INS:
+        assert registry.discover()[name].distribution == "credit-zoo"
+
+
+def test_listing_does_not_import_plugins(install):
+    site = install("zoo-broken", {"broken": "broken_plugin:Model"}, {"broken_plugin": BROKEN})
+    imported = site / "broken_plugin.imported"
+    assert "broken" in registry.names() and registry.discover()["broken"].value == "broken_plugin:Model"
+    assert not imported.exists()
+    row = registry.describe("broken")
+    assert row["family"] == "broken" and "boom at import" in row["description"]
+    assert row["distribution"] == "zoo-broken 0.1.0"
+    assert imported.exists()
+    with pytest.raises(ZooError, match=r"'broken' \(broken_plugin:Model, from zoo-broken\).*boom at import"):
+        registry.get("broken")
+
+
+def test_a_plugin_that_fails_to_import_is_a_warning_and_the_others_still_load(install):
+    install("zoo-good", {"good": "good_plugin:Good"}, {"good_plugin": GOOD})
+    install("zoo-broken", {"broken": "broken_plugin:Model"}, {"broken_plugin": BROKEN})
+    with pytest.warns(UserWarning, match="'broken'.*zoo-broken.*failed to import"):
+        loaded = registry.load_all()
+    assert set(loaded) >= {*BUILT_INS, "good"} and "broken" not in loaded
+    with pytest.warns(UserWarning, match="'broken'.*failed to import"):
+        stored = registry.store_configs(config_dir())
+    assert "good" in stored and "broken" not in stored
+    assert not set(BUILT_INS) & set(stored)  # they ship YAML files in conf/model/
+
+
+def test_zoo_models_lists_a_broken_plugin_beside_the_others(install, capsys):
+    install("zoo-broken", {"broken": "broken_plugin:Model"}, {"broken_plugin": BROKEN})
+    assert cli.main(["models"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert set(lines) >= {*BUILT_INS, "broken"}
+    assert "broken" in lines["broken"].split()[1] and "boom at import" in lines["broken"]
+
+
+@pytest.mark.parametrize("target", ["PlainClass", "TorchModule"])
+def test_a_plugin_that_is_not_a_lightning_module_is_rejected_by_name(install, target):
+    install("zoo-odd", {"odd": f"odd_plugin:{target}"}, {"odd_plugin": NOT_A_MODEL})
+    with pytest.raises(ZooError, match=rf"'odd' \(odd_plugin:{target}\) is not a LightningModule"):
+        registry.get("odd")
+    with pytest.warns(UserWarning, match="'odd'.*not a LightningModule"):
+        assert "odd" not in registry.load_all()
+    assert registry.describe("odd")["family"] == "broken"
+
+
+def test_a_duplicate_name_warns_naming_both_distributions(install):
+    install("zoo-twin-a", {"twin": "twin_a:Model"})
+    install("zoo-twin-b", {"twin": "twin_b:Model"})
+    with pytest.warns(UserWarning, match="'twin'") as caught:
+        plugins = registry.discover()
+    message = str(caught[0].message)
+    assert "zoo-twin-a" in message and "zoo-twin-b" in message and "using the first" in message
+    first = message.index("zoo-twin-a") < message.index("zoo-twin-b")
+    assert plugins["twin"].distribution == ("zoo-twin-a" if first else "zoo-twin-b")
+
+
+def test_an_unknown_name_lists_the_installed_models():
+    registry.refresh()
+    with pytest.raises(ZooError, match="unknown model 'nope'; installed models: ") as caught:
+        registry.get("nope")
+    assert all(name in str(caught.value) for name in BUILT_INS)
+
+
+def test_default_hparams_are_the_constructor_defaults():
+    assert registry.default_hparams(LogisticRegression) == {
+        "use_crosses": False,
+        "learning_rate": 1e-2,
+        "weight_decay": 1e-4,
+    }
+    assert registry.default_hparams(DNN)["hidden"] == [256, 128, 64]  # a tuple becomes a list
+
+    class NoDefault(LogisticRegression):
+        def __init__(self, *, feature_spec, width: int, rate: float = 0.5) -> None: ...
+
+    assert registry.default_hparams(NoDefault) == {"width": "???", "rate": 0.5}
+
+
+@pytest.mark.parametrize("name", BUILT_INS)
+def test_shipped_model_yaml_matches_the_constructor_defaults(name):
+    registry.refresh()
+    shipped = OmegaConf.to_container(OmegaConf.load(config_dir() / "model" / f"{name}.yaml"))
+    assert shipped == {"name": name, **registry.default_hparams(registry.get(name))}
+
+
+def test_discovery_is_cached_until_refresh(install):
+    before = registry.discover()
+    install("zoo-late", {"late": "late_plugin:Model"})
+    assert registry.discover() == before and "late" not in registry.names()
+    registry.refresh()
+    assert "late" in registry.names()
+
+
+def test_an_unknown_model_in_hydra_lists_the_available_options(install):
+    install("zoo-good", {"good": "good_plugin:Good"}, {"good_plugin": GOOD})
+    registry.store_configs(config_dir())
+    with (
+        initialize_config_dir(config_dir=str(config_dir())),
+        pytest.raises(MissingConfigException) as caught,
+    ):
+        compose("config", overrides=["model=nope"])
+    message = str(caught.value)
+    assert "Could not find 'model/nope'" in message and "Available options in 'model'" in message
+    options = message.split("Available options in 'model':")[1].split("Config search path")[0].split()
+    assert set(options) >= {*BUILT_INS, "good"}
