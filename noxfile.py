@@ -62,7 +62,7 @@ def typecheck(session: nox.Session) -> None:
 def docs(session: nox.Session) -> None:
     """Build the documentation in docs/ with MkDocs (strict: broken links fail)."""
     session.install("mkdocs>=1.6")
-    session.run("mkdocs", "build", "--strict", "--site-dir", "docs/_build", *session.posargs)
+    session.run("mkdocs", "build", "--strict", "--site-dir", "build/docs", *session.posargs)
 
 
 @nox.session(default=False)

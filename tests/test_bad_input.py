@@ -62,6 +62,7 @@ def _run(make_cfg, path: Path, *overrides: str, tmp_path: Path) -> dict:
         (lambda f: f, ["+model.depth=3"], "model.depth is not a hyperparameter of 'lr'"),
         (lambda f: f, ["threshold=1.5"], "threshold=1.5, expected a number in"),
         (lambda f: f, ["data.split.train=0.9"], "fractions sum to"),
+        (lambda f: f, ["early_stopping.mode=up"], "early_stopping.mode='up', expected 'max'"),
     ],
 )
 def test_bad_input_is_one_clear_line(tmp_path, make_cfg, mutate, overrides, message):
@@ -144,3 +145,30 @@ def test_cli_error_is_one_line_and_leaves_no_run_dir(tmp_path):
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert errors == ["error: target column 'nope' is not in the data; columns are: grade, income, status"]
     assert not (tmp_path / "run").exists()
+
+
+def test_failed_run_in_an_existing_directory_keeps_its_other_files(tmp_path):
+    path = _csv(tmp_path, _loans())
+    target = tmp_path / "mine"
+    target.mkdir()
+    (target / "notes.txt").write_text("keep me")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "zoo.train",
+            "dataset=csv",
+            f"dataset.path={path}",
+            "dataset.target=nope",
+            "dataset.bad_value=bad",
+            "trainer=fast",
+            f"hydra.run.dir={target}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        timeout=300,
+    )
+    assert proc.returncode == 2
+    assert (target / "notes.txt").read_text() == "keep me"

@@ -121,3 +121,26 @@ def test_credit_data_missing_values_become_indicators():
     for split in ("train", "val", "test"):
         assert np.isfinite(dm.arrays[split]["x_num"]).all()
         assert 0.2 < dm.arrays[split]["y"].mean() < 0.36
+
+
+def test_ids_stay_aligned_when_rows_are_dropped_for_their_target():
+    rng = np.random.default_rng(0)
+    n = 300
+    status = rng.choice(["good", "bad", "open"], size=n, p=[0.5, 0.3, 0.2]).astype(object)
+    status[:10] = None
+    frame = pd.DataFrame({"loan_id": np.arange(1000, 1000 + n), "x": rng.normal(size=n), "status": status})
+    ds = {
+        "name": "t",
+        "target": "status",
+        "bad_value": "bad",
+        "good_value": "good",
+        "roles": {"id": ["loan_id"]},
+    }
+    dm = CreditDataModule(ds, frame=frame, seed=0)
+    dm.build()
+    labelled = frame[frame["status"].isin(["good", "bad"])].set_index("loan_id")["status"]
+    for name in ("train", "val", "test"):
+        ids = dm.ids[name]
+        assert len(ids) == len(dm.arrays[name]["y"])
+        expected = (labelled.loc[ids] == "bad").to_numpy().astype(np.float32)
+        np.testing.assert_array_equal(expected, dm.arrays[name]["y"])

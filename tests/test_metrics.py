@@ -158,9 +158,7 @@ def test_collection_accumulates_batches() -> None:
     collection = make_collection(threshold=0.3)
     for start in range(0, 1000, 128):
         batch = slice(start, start + 128)
-        collection.update(
-            preds=torch.from_numpy(p[batch]).float(), target=torch.from_numpy(y[batch]).float()
-        )
+        collection.update(preds=torch.from_numpy(p[batch]).float(), target=torch.from_numpy(y[batch]).float())
     got = {k: float(v) for k, v in collection.compute().items()}
     assert_matches({k: got[k] for k in METRIC_NAMES}, reference(p, y, 0.3))
 

@@ -19,7 +19,7 @@ from zoo.models.linear import LogisticRegression
 from zoo.models.mlp import DNN
 from zoo.train import config_dir
 
-BUILT_INS = ["catboost", "dnn", "lr"]
+BUILT_INS = ["catboost", "dnn", "dnn_cross", "lr", "lr_cross", "wide_deep", "wide_deep_cross"]
 
 GOOD = '''
 from zoo.models.linear import LogisticRegression
@@ -142,9 +142,25 @@ def test_a_duplicate_name_warns_naming_both_distributions(install):
     with pytest.warns(UserWarning, match="'twin'") as caught:
         plugins = registry.discover()
     message = str(caught[0].message)
-    assert "zoo-twin-a" in message and "zoo-twin-b" in message and "using the first" in message
+    assert "zoo-twin-a" in message and "zoo-twin-b" in message
     first = message.index("zoo-twin-a") < message.index("zoo-twin-b")
-    assert plugins["twin"].distribution == ("zoo-twin-a" if first else "zoo-twin-b")
+    kept = "zoo-twin-a" if first else "zoo-twin-b"
+    assert plugins["twin"].distribution == kept and f"using {kept}'s" in message
+
+
+def test_a_plugin_cannot_replace_a_built_in(install):
+    install("zoo-shadow", {"lr": "shadow:Model"})
+    with pytest.warns(UserWarning, match="'lr' is provided by both credit-zoo") as caught:
+        plugins = registry.discover()
+    assert "zoo-shadow" in str(caught[0].message) and "using credit-zoo's" in str(caught[0].message)
+    assert plugins["lr"].distribution == "credit-zoo"
+    assert registry.get("lr") is LogisticRegression
+
+
+def test_discover_returns_a_copy():
+    registry.refresh()
+    registry.discover().pop("lr")
+    assert "lr" in registry.discover()
 
 
 def test_an_unknown_name_lists_the_installed_models():

@@ -13,9 +13,7 @@ def chi2_homogeneity(frame: pd.DataFrame, by: str | list[str], target: str = "de
     """Pearson statistic for 'the bad rate is the same in every group' (df = groups - 1)."""
     overall = frame[target].mean()
     groups = frame.groupby(by, observed=True)[target].agg(["mean", "size"])
-    return float(
-        (groups["size"] * (groups["mean"] - overall) ** 2).sum() / (overall * (1 - overall))
-    )
+    return float((groups["size"] * (groups["mean"] - overall) ** 2).sum() / (overall * (1 - overall)))
 
 
 def test_columns_and_dtypes() -> None:
@@ -47,9 +45,7 @@ def test_defaults() -> None:
 
 
 def test_deterministic_for_a_seed() -> None:
-    pd.testing.assert_frame_equal(
-        make_synthetic(n_rows=2000, seed=3), make_synthetic(n_rows=2000, seed=3)
-    )
+    pd.testing.assert_frame_equal(make_synthetic(n_rows=2000, seed=3), make_synthetic(n_rows=2000, seed=3))
     a, b = make_synthetic(n_rows=2000, seed=3), make_synthetic(n_rows=2000, seed=4)
     assert not a["num_0"].equals(b["num_0"])
     assert not a["cat_0"].equals(b["cat_0"])

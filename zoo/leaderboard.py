@@ -252,8 +252,7 @@ def _check_summary(summary: pd.DataFrame, metrics: Sequence[str]) -> None:
     unknown = [m for m in metrics if m not in have]
     if unknown:
         raise ZooError(
-            f"unknown metric {', '.join(map(repr, unknown))} for this summary;"
-            f" available: {', '.join(have)}"
+            f"unknown metric {', '.join(map(repr, unknown))} for this summary; available: {', '.join(have)}"
         )
 
 
@@ -439,9 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--metrics", type=_parse_metrics, help="comma-separated, e.g. auc,precision,recall,f1"
     )
-    parser.add_argument(
-        "--split", default="test", help="split whose metrics to rank (default: test)"
-    )
+    parser.add_argument("--split", default="test", help="split whose metrics to rank (default: test)")
     parser.add_argument("--out", type=Path, help="directory to write to (default: the runs dir)")
     try:
         args = parser.parse_args(argv)

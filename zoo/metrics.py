@@ -233,9 +233,7 @@ def _validated(probs: object, labels: object) -> tuple[torch.Tensor, torch.Tenso
     p = _to_numpy(probs, "probs")
     y = _to_numpy(labels, "labels")
     if p.shape[0] != y.shape[0]:
-        raise ZooError(
-            f"probs and labels must have the same length, got {p.shape[0]} and {y.shape[0]}"
-        )
+        raise ZooError(f"probs and labels must have the same length, got {p.shape[0]} and {y.shape[0]}")
     if p.shape[0] == 0:
         raise ZooError("probs and labels must be non-empty, got length 0")
     if p.dtype.kind not in "biuf":
@@ -283,8 +281,7 @@ def youden_threshold(probs: Any, labels: Any) -> float:
     p, y = _validated(probs, labels)
     if _single_class(y):
         raise ZooError(
-            "youden_threshold needs labels of both classes, "
-            f"got only class {int(y[0])} in {y.numel()} rows"
+            f"youden_threshold needs labels of both classes, got only class {int(y[0])} in {y.numel()} rows"
         )
     fpr, tpr, thr = binary_roc(p, y, thresholds=None)
     # Cut i predicts default for the i highest distinct scores: cut 0 for none, cut m for all.

@@ -22,6 +22,10 @@ def write_atomic(path: Path, write: Callable[[Path], Any]) -> Path:
     os.close(fd)
     try:
         write(Path(tmp))
+        # mkstemp makes the file owner-only; give it the mode a plain open() would have
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -58,6 +62,21 @@ def write_csv(path: Path, frame: pd.DataFrame) -> Path:
     return write_atomic(path, lambda tmp: frame.to_csv(tmp, index=False))
 
 
-def discard_run_dir(run_dir: Path) -> None:
-    """Remove a run directory that a failed run created, so no half-written run is left."""
-    shutil.rmtree(run_dir, ignore_errors=True)
+def discard_run_dir(run_dir: Path, before: set[str], framework: set[str] | None = None) -> None:
+    """Remove what a failed run wrote into `run_dir`: the entries not in `before`.
+
+    The directory itself goes only when nothing but `framework` entries (Hydra's own `.hydra/`
+    and job log) is left, so a run pointed at a directory that holds other files never loses them.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return
+    for entry in run_dir.iterdir():
+        if entry.name in before:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+    if {entry.name for entry in run_dir.iterdir()} <= (framework or set()):
+        shutil.rmtree(run_dir, ignore_errors=True)

@@ -31,9 +31,21 @@ class PluginInfo:
     entry_point: EntryPoint
 
 
-@cache
+HOST = "credit-zoo"
+
+
 def discover() -> dict[str, PluginInfo]:
-    """All plugins in the entry-point group; a duplicate name warns and names both distributions."""
+    """All plugins in the entry-point group, by name (a copy: callers may change it freely)."""
+    return dict(_discover())
+
+
+@cache
+def _discover() -> dict[str, PluginInfo]:
+    """Read the entry points once; a duplicate name warns and names both distributions.
+
+    Of two plugins with one name, credit-zoo's own model wins (a plugin cannot silently replace
+    a built-in), otherwise the first found.
+    """
     found: dict[str, PluginInfo] = {}
     for ep in entry_points(group=GROUP):
         dist = ep.dist
@@ -47,11 +59,13 @@ def discover() -> dict[str, PluginInfo]:
         if ep.name in found:
             if found[ep.name].value == ep.value:
                 continue  # the same distribution seen twice on sys.path
+            kept, other = (info, found[ep.name]) if info.distribution == HOST else (found[ep.name], info)
             warnings.warn(
-                f"model plugin {ep.name!r} is provided by both {found[ep.name].distribution} "
-                f"({found[ep.name].value}) and {info.distribution} ({info.value}); using the first",
+                f"model plugin {ep.name!r} is provided by both {kept.distribution} ({kept.value}) "
+                f"and {other.distribution} ({other.value}); using {kept.distribution}'s",
                 stacklevel=2,
             )
+            found[ep.name] = kept
             continue
         found[ep.name] = info
     return dict(sorted(found.items()))
@@ -59,7 +73,7 @@ def discover() -> dict[str, PluginInfo]:
 
 def refresh() -> None:
     """Forget cached discovery and loaded classes (after installing a plugin, and in tests)."""
-    discover.cache_clear()
+    _discover.cache_clear()
     _load.cache_clear()
 
 
@@ -129,7 +143,7 @@ def describe(name: str) -> dict[str, str]:
             "name": name,
             "family": "broken",
             "distribution": f"{info.distribution} {info.version}",
-            "description": str(err),
+            "description": (str(err).splitlines() or [""])[0],
         }
     doc = (cls.__doc__ or "").strip().splitlines()
     return {

@@ -87,13 +87,16 @@ def _trainer(cfg: DictConfig, run_dir: Path) -> tuple[pl.Trainer, pl.callbacks.M
     from hydra.utils import instantiate
 
     stop = cfg.early_stopping
+    mode = str(stop.get("mode", "max"))
+    if mode not in ("min", "max"):
+        raise ZooError(f"early_stopping.mode={mode!r}, expected 'max' (AUC-like) or 'min' (loss-like)")
     checkpoint = pl.callbacks.ModelCheckpoint(
-        dirpath=run_dir / "checkpoints", filename="best", monitor=stop.monitor, mode="max", save_top_k=1
+        dirpath=run_dir / "checkpoints", filename="best", monitor=stop.monitor, mode=mode, save_top_k=1
     )
     callbacks: list[pl.Callback] = [
         checkpoint,
         pl.callbacks.EarlyStopping(
-            monitor=stop.monitor, mode="max", patience=stop.patience, min_delta=stop.min_delta
+            monitor=stop.monitor, mode=mode, patience=stop.patience, min_delta=stop.min_delta
         ),
     ]
     logger: Any = False
@@ -121,6 +124,8 @@ def train(cfg: DictConfig, run_dir: Path | str | None = None) -> dict[str, Any]:
 
         run_dir = HydraConfig.get().runtime.output_dir
     run_dir = Path(run_dir)
+    threshold_cfg = cfg.threshold
+    _threshold(threshold_cfg, np.array([0.2, 0.8]), np.array([0, 1]))  # reject a bad value before any work
     run_dir.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     data = cfg.data
@@ -136,8 +141,6 @@ def train(cfg: DictConfig, run_dir: Path | str | None = None) -> dict[str, Any]:
     dm.build()
     model = build_model(cfg.model, dm.feature_spec)
     model_cls = type(model)
-    threshold_cfg = cfg.threshold
-    _threshold(threshold_cfg, np.array([0.2, 0.8]), np.array([0, 1]))  # reject a bad value before training
     trainer, checkpoint = _trainer(cfg, run_dir)
 
     started = time.perf_counter()
@@ -216,15 +219,18 @@ def _hydra_app() -> Any:
     def run(cfg: DictConfig) -> float:
         from hydra.core.hydra_config import HydraConfig
 
-        run_dir = Path(HydraConfig.get().runtime.output_dir)
+        hydra_cfg = HydraConfig.get()
+        run_dir = Path(hydra_cfg.runtime.output_dir)
+        before = {entry.name for entry in run_dir.iterdir()} if run_dir.is_dir() else set()
+        framework = {str(hydra_cfg.output_subdir), f"{hydra_cfg.job.name}.log"}
         try:
             result = train(cfg, run_dir)
         except ZooError as err:
-            discard_run_dir(run_dir)
+            discard_run_dir(run_dir, before, framework)
             print(f"error: {err}", file=sys.stderr)
             sys.exit(2)
         except BaseException:
-            discard_run_dir(run_dir)
+            discard_run_dir(run_dir, before, framework)
             raise
         if not result:
             return float("nan")

@@ -93,6 +93,8 @@ class CreditDataModule(pl.LightningDataModule):
         )
         roles = infer_roles(features, ds.get("roles"))
         id_columns = [c for c, r in roles.items() if r == "id"]
+        # ids of the kept rows (resolve_target dropped unlabelled ones), aligned with `y`
+        id_values = features[id_columns[0]].to_numpy() if id_columns else None
         features = check_features(features, roles)
         if self.n_folds:
             parts = splits.k_fold(
@@ -116,8 +118,8 @@ class CreditDataModule(pl.LightningDataModule):
             arrays["y"] = y[rows].astype(np.float32)
             arrays["row"] = rows.astype(np.int64)
             self.arrays[name] = arrays
-            if id_columns:
-                self.ids[name] = frame.loc[frame[ds["target"]].notna()].iloc[rows][id_columns[0]].to_numpy()
+            if id_values is not None:
+                self.ids[name] = id_values[rows]
         self.preprocessor = preprocessor
         self._feature_spec = preprocessor.feature_spec(ds.get("wide"), ds.get("deep"))
         log.info(

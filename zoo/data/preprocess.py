@@ -130,7 +130,7 @@ class Preprocessor:
             if observed.size == 0:
                 raise ZooError(
                     f"numeric column {name!r} is entirely missing in the training split; "
-                    f"set dataset.roles.{name}=ignore"
+                    "list it in dataset.roles.ignore"
                 )
             median = float(np.median(observed))
             filled = np.where(np.isnan(values), median, values)
@@ -219,7 +219,31 @@ class Preprocessor:
                     f"{', '.join(sorted(names))}"
                 )
             routed[part] = tuple(chosen)
-        return FeatureSpec(categorical, numeric, crosses, routed["wide"], routed["deep"])
+        return FeatureSpec(
+            categorical, numeric, crosses, routed["wide"], routed["deep"], extras={"labels": self.labels()}
+        )
+
+    def labels(self) -> dict[str, list[str]]:
+        """Label of every index of each categorical field and cross, for reports (scorecards).
+
+        Index 0 is "(missing)", 1 "(unseen)", then the categories; a cross joins its sources'
+        labels ("A|B"), decoded from its mixed-radix key. Hashed crosses get none: a bucket
+        holds several combinations.
+        """
+        reserved = ["(missing)", "(unseen)"]
+        out = {name: [*reserved, *map(str, vocab.categories)] for name, vocab in self.vocabularies_.items()}
+        for sources in self.cross_sources_:
+            vocab = self.cross_vocabularies_[cross_name(sources)]
+            if vocab.hash_buckets:
+                continue
+            key = vocab.keys.copy()
+            digits = []
+            for radix in reversed(vocab.radices):
+                digits.append(key % radix)
+                key = key // radix
+            columns = [[out[s][i] for i in d] for s, d in zip(sources, reversed(digits), strict=True)]
+            out[cross_name(sources)] = [*reserved, *("|".join(parts) for parts in zip(*columns, strict=True))]
+        return out
 
 
 def _expand_indicators(names: Sequence[str], numeric: tuple[str, ...]) -> list[str]:

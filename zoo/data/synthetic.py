@@ -71,14 +71,12 @@ def planted_pairs(
             raise ZooError(f"interaction_pairs must be >= 0, got {k}")
         if 2 * k > n_categorical:
             raise ZooError(
-                f"interaction_pairs={k} needs {2 * k} categorical fields, "
-                f"got n_categorical={n_categorical}"
+                f"interaction_pairs={k} needs {2 * k} categorical fields, got n_categorical={n_categorical}"
             )
         return [(2 * i, 2 * i + 1) for i in range(k)]
     if isinstance(interaction_pairs, str | bytes) or not isinstance(interaction_pairs, Iterable):
         raise ZooError(
-            f"interaction_pairs must be a count or a list of (a, b) index pairs, "
-            f"got {interaction_pairs!r}"
+            f"interaction_pairs must be a count or a list of (a, b) index pairs, got {interaction_pairs!r}"
         )
     pairs: list[tuple[int, int]] = []
     for raw in interaction_pairs:
@@ -113,9 +111,7 @@ def _cardinalities(cardinality: int | Iterable[int], n_categorical: int) -> list
                 f"got {len(values)} values: {values!r}"
             )
     else:
-        raise ZooError(
-            f"cardinality must be an integer >= 2 or a list of them, got {cardinality!r}"
-        )
+        raise ZooError(f"cardinality must be an integer >= 2 or a list of them, got {cardinality!r}")
     return [_check_int("cardinality", value, 2) for value in values]
 
 
@@ -146,9 +142,7 @@ def _centred_effects(rng: np.random.Generator, freq: np.ndarray) -> np.ndarray:
     return effect / math.sqrt(freq @ effect**2)
 
 
-def _double_centred_table(
-    rng: np.random.Generator, freq_a: np.ndarray, freq_b: np.ndarray
-) -> np.ndarray:
+def _double_centred_table(rng: np.random.Generator, freq_a: np.ndarray, freq_b: np.ndarray) -> np.ndarray:
     """Random table T[va, vb] with weighted row and column means 0 and weighted RMS 1.
 
     Row means use freq_b and column means freq_a, so neither field alone shifts the logit.
@@ -185,9 +179,7 @@ def _intercept(logit: np.ndarray, bad_rate: float) -> float:
     return c
 
 
-def _level_marginals(
-    logit: np.ndarray, codes: list[np.ndarray], fields: list[int], bad_rate: float
-) -> None:
+def _level_marginals(logit: np.ndarray, codes: list[np.ndarray], fields: list[int], bad_rate: float) -> None:
     """Shift logit per category, in place, so each category of `fields` has mean sigmoid = bad_rate.
 
     Double-centring removes marginal effects on the logit scale only; this removes the residue.
@@ -253,9 +245,7 @@ def make_synthetic(
     bad_rate = _check_real("bad_rate", bad_rate, 0, 1, open_low=True, open_high=True)
     main_effect = _check_real("main_effect", main_effect, 0, math.inf)
     interaction_strength = _check_real("interaction_strength", interaction_strength, 0, math.inf)
-    categorical_main_effect = _check_real(
-        "categorical_main_effect", categorical_main_effect, 0, math.inf
-    )
+    categorical_main_effect = _check_real("categorical_main_effect", categorical_main_effect, 0, math.inf)
     noise = _check_real("noise", noise, 0, math.inf)
     missing_rate = _check_real("missing_rate", missing_rate, 0, 1, open_high=True)
     seed = _check_int("seed", seed, 0)

@@ -129,7 +129,7 @@ def check_features(frame: pd.DataFrame, roles: Mapping[str, str]) -> pd.DataFram
             continue
         column = frame[name]
         if column.isna().all():
-            raise ZooError(f"column {name!r} is entirely missing; drop it or set dataset.roles.{name}=ignore")
+            raise ZooError(f"column {name!r} is entirely missing; drop it or list it in dataset.roles.ignore")
         if role == "numeric":
             values = pd.to_numeric(column, errors="coerce")
             bad_text = values.isna() & column.notna()
@@ -137,7 +137,7 @@ def check_features(frame: pd.DataFrame, roles: Mapping[str, str]) -> pd.DataFram
                 example = column[bad_text].iloc[0]
                 raise ZooError(
                     f"numeric column {name!r} holds non-numeric value {example!r}; "
-                    f"expected numbers, or set dataset.roles.{name}=categorical"
+                    f"expected numbers, or list it in dataset.roles.categorical"
                 )
             array = values.to_numpy(dtype=np.float64, na_value=np.nan)
             n_inf = int(np.isinf(array).sum())

@@ -15,6 +15,8 @@ class FieldEmbedding(nn.Module):
     The fields share a single table with per-field offsets, which is one lookup instead of k.
     """
 
+    offsets: torch.Tensor
+
     def __init__(self, cardinalities: Sequence[int], d_embedding: int) -> None:
         super().__init__()
         if d_embedding < 1:
