@@ -136,3 +136,16 @@ def test_feature_spec_round_trips_through_plain_containers():
     import json
 
     json.dumps(plain)  # only plain containers
+
+
+def test_labels_name_every_category_and_cross_index():
+    frame = _frame()
+    pre = Preprocessor(categorical=["city", "job"], numeric=["age"], crosses=[["city", "job"]]).fit(frame)
+    labels = pre.feature_spec().extras["labels"]
+    arrays = pre.transform(frame)
+    assert labels["city"][:2] == ["(missing)", "(unseen)"]
+    for i, row in frame.iterrows():
+        city = "(missing)" if pd.isna(row["city"]) else row["city"]
+        assert labels["city"][arrays["x_cat"][i, 0]] == city
+        assert labels["job"][arrays["x_cat"][i, 1]] == row["job"]
+        assert labels["city*job"][arrays["x_cross"][i, 0]] == f"{city}|{row['job']}"
