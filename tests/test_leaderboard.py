@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from zoo import leaderboard
 from zoo.errors import ZooError
@@ -219,7 +220,10 @@ def test_write_leaderboard_writes_md_csv_png(multirun: Path, tmp_path: Path) -> 
         "leaderboard.png",
     ]
     pd.testing.assert_frame_equal(
-        pd.read_csv(board.paths["csv"]), board.summary, check_dtype=False, rtol=1e-12
+        pd.read_csv(board.paths["csv"], dtype={"variant": str}).fillna({"variant": ""}),
+        board.summary,
+        check_dtype=False,
+        rtol=1e-12,
     )
 
 
@@ -336,3 +340,45 @@ def test_cli_reports_skipped_runs_as_warning_lines(multirun: Path, capsys) -> No
 
     err = capsys.readouterr().err
     assert err.startswith(f"warning: skipping unreadable {bad}")
+
+
+def _config_run(root: Path, name: str, model: str, seed: int, auc: float, **config) -> None:
+    run_dir = root / name
+    payload = metrics_json("german", model, seed)
+    payload["test"] = split_metrics(auc)
+    write_run(run_dir, payload)
+    base = {"seed": seed, "model": {"name": model, "learning_rate": 0.01}, "data": {"batch_size": 256}}
+    for key, value in config.items():
+        section, _, leaf = key.partition("__")
+        base[section][leaf] = value
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(base))
+
+
+def test_runs_of_one_model_with_different_settings_are_separate_rows(tmp_path: Path) -> None:
+    root = tmp_path / "sweep"
+    for seed in (0, 1):
+        _config_run(root, f"a{seed}", "lr", seed, 0.70 + seed / 100, model__use_crosses=False)
+        _config_run(root, f"b{seed}", "lr", seed, 0.80 + seed / 100, model__use_crosses=True)
+        _config_run(root, f"c{seed}", "dnn", seed, 0.75, data__batch_size=256)
+    summary = summarise(collect_runs(root), ["auc"])
+    rows = {(r["model"], r["variant"]): r for r in summary.to_dict("records")}
+    assert set(rows) == {("lr", "use_crosses=true"), ("lr", "use_crosses=false"), ("dnn", "")}
+    assert rows[("lr", "use_crosses=true")]["auc_mean"] == pytest.approx(0.805)
+    assert rows[("lr", "use_crosses=false")]["auc_mean"] == pytest.approx(0.705)
+    assert all(r["n_seeds"] == 2 for r in rows.values())
+    board = write_leaderboard(root, ["auc"])
+    assert "| german | lr [use_crosses=true] | 2 |" in board.markdown
+    assert "| german | dnn | 2 |" in board.markdown
+
+
+def test_folds_are_repeats_not_variants(tmp_path: Path) -> None:
+    root = tmp_path / "cv"
+    for fold in range(3):
+        run_dir = root / str(fold)
+        write_run(run_dir, metrics_json("german", "lr", 0, fold=fold))
+        config = {"seed": 0, "model": {"name": "lr"}, "data": {"n_folds": 3, "fold": fold}}
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "repeated (dataset, model, seed)" warning
+        summary = summarise(collect_runs(root), ["auc"])
+    assert len(summary) == 1 and summary["n_seeds"].iloc[0] == 3 and summary["variant"].iloc[0] == ""

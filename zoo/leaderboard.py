@@ -30,7 +30,9 @@ LOWER_IS_BETTER = frozenset({"brier", "logloss"})
 _RUN_FIELDS = (
     "model",
     "dataset",
+    "variant",
     "seed",
+    "fold",
     "experiment",
     "threshold",
     "threshold_method",
@@ -45,6 +47,10 @@ class Leaderboard:
     markdown: str
     summary: pd.DataFrame
     paths: dict[str, Path]
+
+
+REPLICATE_KEYS = frozenset({"seed", "data.fold"})
+"""Config keys whose runs are repeats of one setting, summarised together (mean ± std)."""
 
 
 @dataclass(frozen=True)
@@ -112,11 +118,67 @@ def _is_number_or_none(value: object) -> bool:
     return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
 
 
+def _flat_config(run: _Run) -> dict[str, str] | None:
+    """The run's resolved config.yaml (beside metrics.json) as {dotted key: value text}, or None."""
+    import yaml
+
+    path = run.path.parent / "config.yaml"
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    if not isinstance(config, dict):
+        return None
+    flat: dict[str, str] = {}
+
+    def walk(prefix: str, value: object) -> None:
+        if isinstance(value, dict) and value:
+            for key, inner in value.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), inner)
+        else:
+            flat[prefix] = json.dumps(value, sort_keys=True, default=str)
+
+    walk("", config)
+    return flat
+
+
+def _variants(runs: Sequence[_Run]) -> list[str]:
+    """Per run, the config settings that set it apart from the other runs of its (dataset, model),
+    e.g. `use_crosses=true, data.batch_size=512`; "" when they all share one config.
+
+    Seeds and folds are repeats (REPLICATE_KEYS), not variants. Without this, a sweep over a
+    model's hyperparameters would silently average different settings into one row.
+    """
+    configs = [_flat_config(run) for run in runs]
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, run in enumerate(runs):
+        groups.setdefault((run.data["dataset"], run.data["model"]), []).append(i)
+    labels = [""] * len(runs)
+    for members in groups.values():
+        known = [i for i in members if configs[i] is not None]
+        keys = sorted({key for i in known for key in configs[i] or {}} - REPLICATE_KEYS)
+        differing = [k for k in keys if len({(configs[i] or {}).get(k) for i in known}) > 1]
+        for i in known:
+            config = configs[i] or {}
+            parts = [f"{k.removeprefix('model.')}={_override_text(config.get(k, 'null'))}" for k in differing]
+            labels[i] = ", ".join(parts)
+    return labels
+
+
+def _override_text(text: str) -> str:
+    """A JSON value as Hydra override syntax writes it: true, null, 0.001, adam, [256,128]."""
+    value = json.loads(text)
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"))
+
+
 def _runs_frame(runs: Sequence[_Run]) -> pd.DataFrame:
     """Flatten runs into a DataFrame: run fields, then `<split>/<metric>` columns, then run_dir."""
     rows = []
-    for run in runs:
+    for run, variant in zip(runs, _variants(runs), strict=True):
         row = {field: run.data.get(field) for field in _RUN_FIELDS}
+        row["variant"] = variant
         for split in SPLITS:
             for name, value in (run.data.get(split) or {}).items():
                 row[f"{split}/{name}"] = np.nan if value is None else float(value)
@@ -139,21 +201,29 @@ def available_metrics(runs: pd.DataFrame, split: str = "test") -> list[str]:
 
 
 def summarise(runs: pd.DataFrame, metrics: Sequence[str], split: str = "test") -> pd.DataFrame:
-    """Per (dataset, model): n_seeds and each metric's mean and sample std (ddof=1) over seeds.
+    """Per (dataset, model, variant): n_seeds (runs) and each metric's mean and sample std
+    (ddof=1) over seeds (and folds).
 
     One seed gives std NaN (undefined), not 0. Rows sort by dataset, then by the first metric best
     first: descending, or ascending for LOWER_IS_BETTER metrics such as brier.
     """
     metrics = _check_metrics(runs, metrics, split)
-    dupes = runs[runs["seed"].notna()].duplicated(["dataset", "model", "seed"])
+    runs = runs.copy()
+    if "variant" not in runs.columns:
+        runs["variant"] = ""
+    if "fold" not in runs.columns:
+        runs["fold"] = None
+    runs["variant"] = runs["variant"].fillna("")
+    keys = ["dataset", "model", "variant", "seed", "fold"]
+    dupes = runs[runs["seed"].notna()].duplicated(keys)
     if dupes.any():
         warnings.warn(
-            f"{int(dupes.sum())} runs repeat a (dataset, model, seed) already seen;"
+            f"{int(dupes.sum())} runs repeat a (dataset, model, variant, seed, fold) already seen;"
             " each counts towards n_seeds",
             RuntimeWarning,
             stacklevel=2,
         )
-    groups = runs.groupby(["dataset", "model"], sort=True)
+    groups = runs.groupby(["dataset", "model", "variant"], sort=True)
     summary = groups.size().rename("n_seeds").to_frame()
     for metric in metrics:
         values = groups[f"{split}/{metric}"]
@@ -163,8 +233,8 @@ def summarise(runs: pd.DataFrame, metrics: Sequence[str], split: str = "test") -
     first = metrics[0]
     ascending = first in LOWER_IS_BETTER
     summary = summary.sort_values(
-        ["dataset", f"{first}_mean", "model"],
-        ascending=[True, ascending, True],
+        ["dataset", f"{first}_mean", "model", "variant"],
+        ascending=[True, ascending, True, True],
         na_position="last",
         kind="stable",
     )
@@ -218,7 +288,7 @@ def format_markdown(
             header.append(f"paper {metric}")
     lines = [_md_row(header), _md_row(["---", "---", "---:"] + ["---:"] * (len(header) - 3))]
     for row in summary.to_dict("records"):
-        cells = [str(row["dataset"]), str(row["model"]), str(row["n_seeds"])]
+        cells = [str(row["dataset"]), model_label(row), str(row["n_seeds"])]
         for metric in metrics:
             cells.append(_mean_std(row[f"{metric}_mean"], row[f"{metric}_std"]))
             if reference is not None:
@@ -226,6 +296,12 @@ def format_markdown(
                 cells.append("" if paper is None else f"{paper:.4f}")
         lines.append(_md_row(cells))
     return "\n".join(lines) + "\n"
+
+
+def model_label(row: Mapping[str, object]) -> str:
+    """`model`, or `model [variant]` when a sweep ran the model with several settings."""
+    variant = row.get("variant")
+    return f"{row['model']} [{variant}]" if isinstance(variant, str) and variant else str(row["model"])
 
 
 def _md_row(cells: Sequence[str]) -> str:
@@ -285,7 +361,8 @@ def plot_bars(summary: pd.DataFrame, metrics: Sequence[str], out_path: Path) -> 
     _check_summary(summary, metrics)
     out_path = Path(out_path)
     datasets = sorted(summary["dataset"].unique())
-    models = sorted(summary["model"].unique())
+    summary = summary.assign(label=[model_label(row) for row in summary.to_dict("records")])
+    models = sorted(summary["label"].unique())
     colours = _palette(len(models))
     width = 0.8 / len(models)
 
@@ -297,7 +374,7 @@ def plot_bars(summary: pd.DataFrame, metrics: Sequence[str], out_path: Path) -> 
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax, metric in zip(axes, metrics, strict=False):
         for i, model in enumerate(models):
-            rows = summary[summary["model"] == model].set_index("dataset").reindex(datasets)
+            rows = summary[summary["label"] == model].set_index("dataset").reindex(datasets)
             xs = np.arange(len(datasets)) + (i - (len(models) - 1) / 2) * width
             ax.bar(
                 xs,

@@ -163,6 +163,7 @@ def train(cfg: DictConfig, run_dir: Path | str | None = None) -> dict[str, Any]:
         "model": cfg.model.name,
         "dataset": dm.dataset_name,
         "seed": int(cfg.seed),
+        "fold": int(data.fold) if data.n_folds else None,
         "experiment": cfg.get("experiment_name"),
         "threshold": threshold,
         "threshold_method": method,
