@@ -63,6 +63,8 @@ def _run(make_cfg, path: Path, *overrides: str, tmp_path: Path) -> dict:
         (lambda f: f, ["threshold=1.5"], "threshold=1.5, expected a number in"),
         (lambda f: f, ["data.split.train=0.9"], "fractions sum to"),
         (lambda f: f, ["early_stopping.mode=up"], "early_stopping.mode='up', expected 'max'"),
+        (lambda f: f, ["early_stopping.monitor=val/log_loss"], "monitor='val/log_loss', expected one of"),
+        (lambda f: f, ["optimized_metric=val/log_loss"], "optimized_metric='val/log_loss', expected val/"),
     ],
 )
 def test_bad_input_is_one_clear_line(tmp_path, make_cfg, mutate, overrides, message):
@@ -145,6 +147,72 @@ def test_cli_error_is_one_line_and_leaves_no_run_dir(tmp_path):
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert errors == ["error: target column 'nope' is not in the data; columns are: grade, income, status"]
     assert not (tmp_path / "run").exists()
+
+
+def _zoo_train(*args: str, cwd: Path, **kwargs) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run(
+        [sys.executable, "-m", "zoo.train", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=300,
+        **kwargs,
+    )
+
+
+def test_a_bad_job_in_a_multirun_fails_alone(tmp_path):
+    path = _csv(tmp_path, _loans())
+    proc = _zoo_train(
+        "-m",
+        "dataset=csv",
+        f"dataset.path={path}",
+        "dataset.target=status",
+        "dataset.bad_value=nope,bad",
+        "trainer=fast",
+        "logger=none",
+        f"hydra.sweep.dir={tmp_path}/sweep",
+        cwd=tmp_path,
+    )
+    assert proc.returncode != 0  # the sweep reports its failed job
+    assert "error: bad_value 'nope' never occurs" in proc.stderr
+    assert [p.parent.name for p in (tmp_path / "sweep").glob("*/metrics.json")] == ["1_dnn_csv_seed0"]
+    assert not (tmp_path / "sweep" / "0_dnn_csv_seed0").exists()
+
+
+def test_an_interrupted_run_keeps_its_checkpoint(tmp_path):
+    import signal
+    import time
+
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "zoo.train",
+            "trainer.max_epochs=100000",
+            "early_stopping.patience=100000",
+            "logger=none",
+            f"hydra.run.dir={run_dir}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (run_dir / "checkpoints" / "best.ckpt").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert (run_dir / "checkpoints" / "best.ckpt").exists()
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=120)
+    finally:
+        proc.kill()
+    assert (run_dir / "checkpoints" / "best.ckpt").is_file()
+    assert not (run_dir / "metrics.json").exists()
 
 
 def test_failed_run_in_an_existing_directory_keeps_its_other_files(tmp_path):

@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from zoo import registry
 from zoo.data.datamodule import CreditDataModule
 from zoo.errors import ZooError
-from zoo.metrics import compute_metrics, youden_threshold
+from zoo.metrics import METRIC_NAMES, compute_metrics, youden_threshold
 from zoo.outputs import discard_run_dir, write_json, write_parquet, write_text
 
 log = logging.getLogger(__name__)
@@ -82,14 +82,33 @@ def predict(model: pl.LightningModule, dm: CreditDataModule, split: str) -> dict
     return {key: np.concatenate(values) for key, values in parts.items()}
 
 
+MONITORED = ("val/auc", "val/loss")
+"""What every model logs each validation epoch: early stopping and checkpoints can watch either."""
+
+
+def check_settings(cfg: DictConfig) -> None:
+    """Reject bad run settings (threshold, early stopping, optimised metric) before any work."""
+    _threshold(cfg.threshold, np.array([0.2, 0.8]), np.array([0, 1]))
+    stop = cfg.early_stopping
+    if stop.monitor not in MONITORED:
+        raise ZooError(f"early_stopping.monitor={stop.monitor!r}, expected one of {', '.join(MONITORED)}")
+    mode = str(stop.get("mode", "max"))
+    if mode not in ("min", "max"):
+        raise ZooError(f"early_stopping.mode={mode!r}, expected 'max' (AUC-like) or 'min' (loss-like)")
+    split, _, metric = str(cfg.optimized_metric).partition("/")
+    if split not in ("val", "test") or metric not in METRIC_NAMES:
+        raise ZooError(
+            f"optimized_metric={cfg.optimized_metric!r}, expected val/<metric> (or test/<metric>) "
+            f"with a metric among {', '.join(METRIC_NAMES)}"
+        )
+
+
 def _trainer(cfg: DictConfig, run_dir: Path) -> tuple[pl.Trainer, pl.callbacks.ModelCheckpoint]:
     from hydra.utils import execution_whitelist as allow
     from hydra.utils import instantiate
 
     stop = cfg.early_stopping
     mode = str(stop.get("mode", "max"))
-    if mode not in ("min", "max"):
-        raise ZooError(f"early_stopping.mode={mode!r}, expected 'max' (AUC-like) or 'min' (loss-like)")
     checkpoint = pl.callbacks.ModelCheckpoint(
         dirpath=run_dir / "checkpoints", filename="best", monitor=stop.monitor, mode=mode, save_top_k=1
     )
@@ -124,8 +143,8 @@ def train(cfg: DictConfig, run_dir: Path | str | None = None) -> dict[str, Any]:
 
         run_dir = HydraConfig.get().runtime.output_dir
     run_dir = Path(run_dir)
+    check_settings(cfg)
     threshold_cfg = cfg.threshold
-    _threshold(threshold_cfg, np.array([0.2, 0.8]), np.array([0, 1]))  # reject a bad value before any work
     run_dir.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     data = cfg.data
@@ -219,6 +238,7 @@ def _hydra_app() -> Any:
     )
     def run(cfg: DictConfig) -> float:
         from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
 
         hydra_cfg = HydraConfig.get()
         run_dir = Path(hydra_cfg.runtime.output_dir)
@@ -227,12 +247,13 @@ def _hydra_app() -> Any:
         try:
             result = train(cfg, run_dir)
         except ZooError as err:
+            # Bad input: remove what the run wrote. Anything else (a crash, Ctrl-C, pre-emption)
+            # keeps the run directory: its checkpoints hold the training done so far.
             discard_run_dir(run_dir, before, framework)
             print(f"error: {err}", file=sys.stderr)
+            if hydra_cfg.mode == RunMode.MULTIRUN:
+                raise  # Hydra records the job as failed and the sweep goes on with the others
             sys.exit(2)
-        except BaseException:
-            discard_run_dir(run_dir, before, framework)
-            raise
         if not result:
             return float("nan")
         print(format_table(result))
