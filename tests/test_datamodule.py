@@ -123,7 +123,7 @@ def test_credit_data_missing_values_become_indicators():
         assert 0.2 < dm.arrays[split]["y"].mean() < 0.36
 
 
-def test_ids_stay_aligned_when_rows_are_dropped_for_their_target():
+def test_ids_and_rows_stay_aligned_when_rows_are_dropped_for_their_target():
     rng = np.random.default_rng(0)
     n = 300
     status = rng.choice(["good", "bad", "open"], size=n, p=[0.5, 0.3, 0.2]).astype(object)
@@ -144,3 +144,5 @@ def test_ids_stay_aligned_when_rows_are_dropped_for_their_target():
         assert len(ids) == len(dm.arrays[name]["y"])
         expected = (labelled.loc[ids] == "bad").to_numpy().astype(np.float32)
         np.testing.assert_array_equal(expected, dm.arrays[name]["y"])
+        # `row` is the position in the input frame, before unlabelled rows were dropped
+        np.testing.assert_array_equal(frame["loan_id"].to_numpy()[dm.arrays[name]["row"]], ids)

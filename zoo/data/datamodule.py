@@ -88,7 +88,7 @@ class CreditDataModule(pl.LightningDataModule):
         for key in ("target", "bad_value"):
             if ds.get(key) in (None, "???"):
                 raise ZooError(f"dataset.{key} is not set for dataset {self.dataset_name!r}")
-        features, y = resolve_target(
+        features, y, positions = resolve_target(
             frame, target=ds["target"], bad_value=ds["bad_value"], good_value=ds.get("good_value")
         )
         roles = infer_roles(features, ds.get("roles"))
@@ -116,7 +116,7 @@ class CreditDataModule(pl.LightningDataModule):
         for name, rows in zip(SPLITS, parts, strict=True):
             arrays = preprocessor.transform(features.iloc[rows])
             arrays["y"] = y[rows].astype(np.float32)
-            arrays["row"] = rows.astype(np.int64)
+            arrays["row"] = positions[rows].astype(np.int64)  # the row's position in the input frame
             self.arrays[name] = arrays
             if id_values is not None:
                 self.ids[name] = id_values[rows]

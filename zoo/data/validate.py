@@ -46,8 +46,10 @@ def _is_number(value: Any) -> bool:
 
 def resolve_target(
     frame: pd.DataFrame, *, target: str, bad_value: Any, good_value: Any = None
-) -> tuple[pd.DataFrame, np.ndarray]:
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Split off the target as 0/1 (1 = default); rows with a missing target are dropped.
+
+    Returns the features and labels of the kept rows, and their positions in `frame`.
 
     Without `good_value` the target must hold exactly two classes. With it, rows whose target is
     neither good nor bad (e.g. loans still open) are dropped and counted in the log.
@@ -87,7 +89,7 @@ def resolve_target(
     if y.min() == y.max():
         raise ZooError(f"target {target!r} holds a single class after filtering, expected good and bad rows")
     features = frame.loc[keep].drop(columns=[target]).reset_index(drop=True)
-    return features, y
+    return features, y, np.flatnonzero(keep)
 
 
 def infer_roles(frame: pd.DataFrame, roles: Mapping[str, Iterable[str]] | None) -> dict[str, str]:
