@@ -289,7 +289,9 @@ PLANTED = [
 ]
 
 
-@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize(
+    "seed", [0, 1, *(pytest.param(seed, marks=pytest.mark.slow) for seed in range(2, 10))]
+)
 def test_crosses_beat_plain_models_on_a_planted_interaction(tmp_path, seed):
     # Test AUC over seeds 0-9 (see docs/wide_deep.md): lr 0.52-0.59, wide_deep 0.52-0.74,
     # lr_cross 0.87-0.92, wide_deep_cross 0.89-0.93; the smallest gap between the worse

@@ -188,23 +188,25 @@ def _check_threshold(threshold: object) -> float:
     return value
 
 
-def make_collection(threshold: float = 0.5) -> torchmetrics.MetricCollection:
+def make_collection(threshold: float = 0.5, *, sync: bool = True) -> torchmetrics.MetricCollection:
     """MetricCollection keyed by METRIC_NAMES; thresholded metrics predict default if p > threshold.
 
     Feed update(preds=probabilities [N], target=0/1 labels [N]); AUC and KS are NaN for one class.
+    `sync=False` computes on this process's rows alone, even inside a distributed run.
     """
     t = _check_threshold(threshold)
+    kw: dict[str, Any] = {"sync_on_compute": sync}
     metrics = {
-        "auc": _BinaryAUROC(),
-        "accuracy": BinaryAccuracy(threshold=t),
-        "ks": BinaryKS(),
-        "gmean": BinaryGMean(threshold=t),
-        "precision": BinaryPrecision(threshold=t, zero_division=0),
-        "recall": BinaryRecall(threshold=t, zero_division=0),
-        "f1": BinaryF1Score(threshold=t, zero_division=0),
-        "f1_macro": _BinaryMacroF1(threshold=t, zero_division=0),
-        "brier": MeanSquaredError(),
-        "logloss": BinaryLogLoss(),
+        "auc": _BinaryAUROC(**kw),
+        "accuracy": BinaryAccuracy(threshold=t, **kw),
+        "ks": BinaryKS(**kw),
+        "gmean": BinaryGMean(threshold=t, **kw),
+        "precision": BinaryPrecision(threshold=t, zero_division=0, **kw),
+        "recall": BinaryRecall(threshold=t, zero_division=0, **kw),
+        "f1": BinaryF1Score(threshold=t, zero_division=0, **kw),
+        "f1_macro": _BinaryMacroF1(threshold=t, zero_division=0, **kw),
+        "brier": MeanSquaredError(**kw),
+        "logloss": BinaryLogLoss(**kw),
     }
     return _LabelCollection({name: metrics[name] for name in METRIC_NAMES})
 
@@ -258,10 +260,11 @@ def compute_metrics(probs: Any, labels: Any, threshold: float = 0.5) -> dict[str
     """Compute every metric in METRIC_NAMES as a Python float (tensors or NumPy arrays accepted).
 
     Thresholded metrics predict default when p > threshold; AUC and KS are NaN for one class.
+    The inputs are all the rows: no syncing with other processes (after DDP only rank 0 calls it).
     """
     t = _check_threshold(threshold)
     p, y = _validated(probs, labels)
-    collection = make_collection(t)
+    collection = make_collection(t, sync=False)
     collection.update(preds=p, target=y)
     values = collection.compute()
     return {name: float(values[name]) for name in METRIC_NAMES}

@@ -13,9 +13,11 @@ class FieldEmbedding(nn.Module):
     """One embedding table for several categorical fields: int64[B, k] -> float[B, k, d].
 
     The fields share a single table with per-field offsets, which is one lookup instead of k.
+    With no fields there is no table at all: a parameter that never gets a gradient breaks DDP.
     """
 
     offsets: torch.Tensor
+    embedding: nn.Embedding | None
 
     def __init__(self, cardinalities: Sequence[int], d_embedding: int) -> None:
         super().__init__()
@@ -23,12 +25,16 @@ class FieldEmbedding(nn.Module):
             raise ValueError(f"d_embedding={d_embedding}, expected a positive integer")
         offsets = torch.tensor([0, *list(cardinalities)[:-1]], dtype=torch.long).cumsum(0)
         self.register_buffer("offsets", offsets if len(cardinalities) else torch.zeros(0, dtype=torch.long))
-        self.embedding = nn.Embedding(max(int(sum(cardinalities)), 1), d_embedding)
-        nn.init.normal_(self.embedding.weight, std=0.05)
+        self.embedding = None
+        if len(cardinalities):
+            self.embedding = nn.Embedding(int(sum(cardinalities)), d_embedding)
+            nn.init.normal_(self.embedding.weight, std=0.05)
         self.n_fields = len(cardinalities)
         self.d_embedding = d_embedding
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.embedding is None:
+            return torch.zeros(x.shape[0], 0, self.d_embedding, device=x.device)
         return self.embedding(x + self.offsets)
 
 
@@ -41,16 +47,17 @@ class OneHotLinear(nn.Module):
     def __init__(self, cardinalities: Sequence[int]) -> None:
         super().__init__()
         self.weights = FieldEmbedding(cardinalities, 1)
-        nn.init.zeros_(self.weights.embedding.weight)
+        if self.weights.embedding is not None:
+            nn.init.zeros_(self.weights.embedding.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.weights.n_fields == 0:
-            return x.new_zeros(x.shape[0], dtype=torch.float32)
+        if self.weights.embedding is None:
+            return torch.zeros(x.shape[0], device=x.device)
         return self.weights(x).sum(dim=(1, 2))
 
     def field_weights(self) -> list[torch.Tensor]:
         """One weight vector per field, indexed like the field's categories (0 missing, 1 unseen)."""
-        if self.weights.n_fields == 0:
+        if self.weights.embedding is None:
             return []
         table = self.weights.embedding.weight[:, 0]
         starts = cast(torch.Tensor, self.weights.offsets).tolist()
