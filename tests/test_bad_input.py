@@ -62,6 +62,16 @@ def _run(make_cfg, path: Path, *overrides: str, tmp_path: Path) -> dict:
         (lambda f: f, ["+model.depth=3"], "model.depth is not a hyperparameter of 'lr'"),
         (lambda f: f, ["threshold=1.5"], "threshold=1.5, expected a number in"),
         (lambda f: f, ["data.split.train=0.9"], "fractions sum to"),
+        (
+            lambda f: f.assign(grade2=f["grade"], **{"grade*grade2": "x"}),
+            ["+dataset.crosses=[[grade,grade2]]"],
+            r"the cross 'grade\*grade2' has the name of an input column",
+        ),
+        (
+            lambda f: f.assign(income=f["income"].mask(f.index % 5 == 0), income__missing=1.0),
+            [],
+            "the missing indicator 'income__missing' has the name of an input column",
+        ),
         (lambda f: f, ["early_stopping.mode=up"], "early_stopping.mode='up', expected 'max'"),
         (lambda f: f, ["early_stopping.monitor=val/log_loss"], "monitor='val/log_loss', expected one of"),
         (lambda f: f, ["optimized_metric=val/log_loss"], "optimized_metric='val/log_loss', expected val/"),

@@ -178,12 +178,16 @@ def scorecard_score(table: pd.DataFrame, spec: FeatureSpec, batch: dict[str, tor
         return reserved[value] if value in reserved else int(value.removeprefix("#"))
 
     columns = {
+        "intercept": ("y", [""]),
         "categorical": ("x_cat", [f.name for f in spec.categorical]),
         "cross": ("x_cross", [f.name for f in spec.crosses]),
         "numeric": ("x_num", list(spec.numeric)),
     }
     score = torch.zeros(len(batch["y"]), dtype=torch.float64)
     for row in table.itertuples():
+        if row.kind == "intercept":
+            score += row.weight
+            continue
         key, names = columns[row.kind]
         column = batch[key][:, names.index(row.field)]
         if row.kind == "numeric":
@@ -194,9 +198,11 @@ def scorecard_score(table: pd.DataFrame, spec: FeatureSpec, batch: dict[str, tor
 
 
 def wide_logit_of(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """What the table must rebuild: the whole logit of LR; the wide logit plus the output
+    layer's bias of Wide & Deep."""
     if hasattr(model, "wide_logit"):
-        return model.wide_logit(batch)
-    return model(batch) - model.numeric.bias  # logistic regression less its intercept
+        return model.wide_logit(batch) + model.head.bias
+    return model(batch)
 
 
 def label_extras(spec: FeatureSpec) -> dict:
@@ -225,17 +231,18 @@ def test_wide_weights_table_matches_the_parameters(tmp_path, name, with_labels):
     model.write_artifacts(tmp_path)
     table = pd.read_csv(tmp_path / "wide_weights.csv", keep_default_na=False)
     assert list(table.columns) == ["field", "value", "kind", "weight"]
-    assert table["weight"].abs().is_monotonic_decreasing
+    assert table.loc[0, "kind"] == "intercept" and (table["kind"] == "intercept").sum() == 1
+    assert table["weight"].iloc[1:].abs().is_monotonic_decreasing
     if name.startswith("lr"):  # logistic regression: every categorical and numeric field
         fields = {"city", "industry", "sex", "amount", "n_transactions"}
     else:  # wide & deep: the wide fields only
         fields = {"city", "industry", "sex", "n_transactions"}
     if name.endswith("cross"):
         fields |= {"city*industry"} if name.startswith("wide") else {"city*industry", "industry*sex"}
-    assert set(table["field"]) == fields
+    assert set(table["field"]) == fields | {"(intercept)"}
     assert set(table.loc[table["field"].str.contains("*", regex=False), "kind"]) <= {"cross"}
     sizes = {f.name: f.cardinality for f in spec.categorical} | {f.name: f.cardinality for f in spec.crosses}
-    assert len(table) == sum(sizes.get(f, 1) for f in fields)
+    assert len(table) == 1 + sum(sizes.get(f, 1) for f in fields)
     if with_labels:
         assert "city_0" in set(table["value"]) and "(missing)" in set(table["value"])
     batch = random_batch(spec, n=64)

@@ -141,6 +141,7 @@ class Preprocessor:
             if observed.size < values.size:
                 self.indicators_.append(name)
         self.cross_sources_ = self._resolve_crosses()
+        self._check_generated_names()
         self.cross_vocabularies_ = {}
         if self.cross_sources_:
             encoded = {n: self.vocabularies_[n].transform(frame[n]) for n in self._cross_fields()}
@@ -150,6 +151,27 @@ class Preprocessor:
                 vocab.keys = np.unique(vocab.combine([encoded[s] for s in sources]))
                 self.cross_vocabularies_[cross_name(sources)] = vocab
         return self
+
+    def _check_generated_names(self) -> None:
+        """Cross names (`a*b`) and missing indicators (`x__missing`) must not reuse a column's
+        name, or one feature would silently stand for two."""
+        taken = set(self.categorical) | set(self.numeric)
+        generated = [(cross_name(s), "cross") for s in self.cross_sources_]
+        generated += [(f"{n}{MISSING_SUFFIX}", "missing indicator") for n in self.indicators_]
+        for name, kind in generated:
+            if name in taken:
+                raise ZooError(
+                    f"the {kind} {name!r} has the name of an input column; rename that column "
+                    f"or list it in dataset.roles.ignore"
+                )
+            taken.add(name)
+        for sources in self.cross_sources_:
+            combinations_ = float(np.prod([float(self.vocabularies_[s].cardinality) for s in sources]))
+            if combinations_ >= 2.0**62:
+                raise ZooError(
+                    f"cross {list(sources)} has {combinations_:.3g} possible combinations, more than "
+                    "its int64 key holds; cross fewer or smaller fields"
+                )
 
     def _cross_fields(self) -> list[str]:
         return sorted({s for sources in self.cross_sources_ for s in sources})

@@ -39,8 +39,10 @@ def wide_weights_table(
     categorical: Sequence[tuple[str, torch.Tensor]] = (),
     crosses: Sequence[tuple[str, torch.Tensor]] = (),
     numeric: Sequence[tuple[str, float]] = (),
+    intercept: float | None = None,
 ) -> pd.DataFrame:
-    """One row per coefficient (field, value, kind, weight), sorted by |weight| descending.
+    """One row per coefficient (field, value, kind, weight): the intercept first, then the rest
+    sorted by |weight| descending, so a row's score is rebuilt from the table alone.
 
     `categorical` and `crosses` pair a field name with its weight vector (one weight per index,
     reserved missing/unseen included); `numeric` pairs a numeric field with its weight: per
@@ -55,7 +57,11 @@ def wide_weights_table(
     rows.extend((name, "", "numeric", float(w)) for name, w in numeric)
     table = pd.DataFrame(rows, columns=WIDE_WEIGHTS_COLUMNS)
     order = table["weight"].abs().sort_values(ascending=False, kind="stable").index
-    return table.loc[order].reset_index(drop=True)
+    table = table.loc[order]
+    if intercept is not None:
+        first = pd.DataFrame([("(intercept)", "", "intercept", float(intercept))], columns=WIDE_WEIGHTS_COLUMNS)
+        table = pd.concat([first, table])
+    return table.reset_index(drop=True)
 
 
 class LogisticRegression(CreditModel):
@@ -100,6 +106,7 @@ class LogisticRegression(CreditModel):
             ],
             crosses=[(f.name, w) for f, w in zip(crosses, self.crosses.field_weights(), strict=True)],
             numeric=list(zip(spec.numeric, self.numeric.weight[0].tolist(), strict=True)),
+            intercept=float(self.numeric.bias.item()),
         )
 
     def write_artifacts(self, run_dir: Path) -> None:

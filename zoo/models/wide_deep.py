@@ -131,7 +131,10 @@ class WideDeep(CreditModel):
         return self.wide_logit(batch) + self.head(self.deep_features(batch)).squeeze(-1)
 
     def wide_weights(self) -> pd.DataFrame:
-        """The wide part's coefficients as a scorecard table (see `wide_weights_table`)."""
+        """The wide part's coefficients as a scorecard table (see `wide_weights_table`).
+
+        Its intercept is the output layer's bias; the logit is the table's score plus the deep
+        part's contribution (`head` without its bias)."""
         spec = self.feature_spec
         return wide_weights_table(
             spec,
@@ -147,6 +150,7 @@ class WideDeep(CreditModel):
                 (spec.numeric[i], w)
                 for i, w in zip(self.wide_index["x_num"], self.wide_numeric[0].tolist(), strict=True)
             ],
+            intercept=float(self.head.bias.item()),
         )
 
     def write_artifacts(self, run_dir: Path) -> None:
