@@ -59,7 +59,8 @@ def wide_weights_table(
     order = table["weight"].abs().sort_values(ascending=False, kind="stable").index
     table = table.loc[order]
     if intercept is not None:
-        first = pd.DataFrame([("(intercept)", "", "intercept", float(intercept))], columns=WIDE_WEIGHTS_COLUMNS)
+        row = [("(intercept)", "", "intercept", float(intercept))]
+        first = pd.DataFrame(row, columns=WIDE_WEIGHTS_COLUMNS)
         table = pd.concat([first, table])
     return table.reset_index(drop=True)
 
