@@ -117,7 +117,7 @@ def test_credit_data_missing_values_become_indicators():
     }
     dm = CreditDataModule(ds, seed=0)
     spec = dm.feature_spec
-    assert "Income__missing" in spec.numeric
+    assert "Income__missing" in spec.numeric_names
     for split in ("train", "val", "test"):
         assert np.isfinite(dm.arrays[split]["x_num"]).all()
         assert 0.2 < dm.arrays[split]["y"].mean() < 0.36

@@ -47,7 +47,7 @@ def test_numeric_imputation_adds_missing_indicator():
     pre = Preprocessor(categorical=[], numeric=["income", "age"]).fit(frame)
     out = pre.transform(frame)
     spec = pre.feature_spec()
-    assert spec.numeric == ("income", "age", "income" + MISSING_SUFFIX)
+    assert spec.numeric_names == ("income", "age", "income" + MISSING_SUFFIX)
     assert out["x_num"].shape == (6, 3)
     assert out["x_num"].dtype == np.float32
     np.testing.assert_array_equal(out["x_num"][:, 2], [0, 0, 1, 0, 0, 0])
@@ -119,11 +119,16 @@ def test_wide_deep_routing_defaults_and_overrides():
     spec = pre.feature_spec()
     assert spec.wide == ("city", "job", "city*job")
     assert spec.deep == ("city", "job", "income", "age", "income" + MISSING_SUFFIX)
-    routed = pre.feature_spec(wide=["city", "city*job"], deep=["income"])
+    routed = pre.feature_spec({"wide": ["city", "city*job"], "deep": ["income"], "borrower": ["job", "age"]})
     assert routed.deep == ("income", "income" + MISSING_SUFFIX)
     assert routed.indices(routed.wide) == {"x_cat": [0], "x_cross": [0], "x_num": []}
+    assert routed.group("borrower") == ("job", "age")  # a named group keeps its order
     with pytest.raises(ZooError, match="'salary'"):
-        pre.feature_spec(deep=["salary"])
+        pre.feature_spec({"deep": ["salary"]})
+    with pytest.raises(ZooError, match="groups.loan names 'term'"):
+        pre.feature_spec({"loan": ["term"]})
+    with pytest.raises(KeyError, match="'loan'.*groups are: wide, deep"):
+        spec.group("loan")
 
 
 def test_feature_spec_round_trips_through_plain_containers():
@@ -141,7 +146,8 @@ def test_feature_spec_round_trips_through_plain_containers():
 def test_labels_name_every_category_and_cross_index():
     frame = _frame()
     pre = Preprocessor(categorical=["city", "job"], numeric=["age"], crosses=[["city", "job"]]).fit(frame)
-    labels = pre.feature_spec().extras["labels"]
+    spec = pre.feature_spec()
+    labels = {f.name: list(f.labels) for f in (*spec.categorical, *spec.crosses)}
     arrays = pre.transform(frame)
     assert labels["city"][:2] == ["(missing)", "(unseen)"]
     for i, row in frame.iterrows():

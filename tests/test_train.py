@@ -35,9 +35,11 @@ def test_run_directory_holds_metrics_predictions_config_and_checkpoint(tmp_path,
     assert saved["fit_seconds"] > 0
     assert saved["test"]["auc"] == pytest.approx(result["test"]["auc"])
     predictions = pd.read_parquet(tmp_path / "predictions.parquet")
-    assert list(predictions.columns) == ["row", "label", "prob"] and len(predictions) == 200
+    assert list(predictions.columns) == ["split", "row", "label", "prob"]
+    assert predictions["split"].value_counts().to_dict() == {"val": 200, "test": 200}
     assert predictions["prob"].between(0, 1).all()
-    assert (tmp_path / "config.yaml").is_file()
+    for name in ("config.yaml", "preprocessing.json", "manifest.json"):
+        assert (tmp_path / name).is_file()
     checkpoint = tmp_path / saved["best_checkpoint"]
     assert checkpoint.is_file()
     # Checkpoints load with weights_only=True (the default since torch 2.6) and predict the same.
@@ -51,9 +53,9 @@ def test_test_metrics_match_the_written_predictions(tmp_path, make_cfg):
 
     result = train(make_cfg("model=lr"), tmp_path)
     predictions = pd.read_parquet(tmp_path / "predictions.parquet")
-    assert result["test"]["auc"] == pytest.approx(
-        roc_auc_score(predictions["label"], predictions["prob"]), abs=1e-6
-    )
+    for split in ("val", "test"):
+        rows = predictions[predictions["split"] == split]
+        assert result[split]["auc"] == pytest.approx(roc_auc_score(rows["label"], rows["prob"]), abs=1e-6)
 
 
 def test_youden_threshold_is_chosen_on_validation_and_recorded(tmp_path, make_cfg):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import cast
 
 import pandas as pd
@@ -29,7 +30,8 @@ def model_config(name: str, *overrides: str):
         return compose("config", overrides=[f"model={name}", *overrides]).model
 
 
-def tiny_spec(**changes) -> FeatureSpec:
+def tiny_spec(*, labels: bool = False, **changes) -> FeatureSpec:
+    """A small spec; `wide`/`deep` set those groups, `labels` names every index."""
     spec = dict(
         categorical=(
             CategoricalField("city", 5),
@@ -44,7 +46,19 @@ def tiny_spec(**changes) -> FeatureSpec:
         wide=("city", "industry", "sex", "city*industry", "industry*sex"),
         deep=("city", "industry", "sex", "amount", "n_transactions"),
     )
-    return FeatureSpec(**{**spec, **changes})
+    spec = {**spec, **changes}
+    spec["groups"] = {"wide": spec.pop("wide"), "deep": spec.pop("deep")}
+    if labels:
+        reserved = ("(missing)", "(unseen)")
+        spec["categorical"] = tuple(
+            replace(f, labels=(*reserved, *[f"{f.name}_{i}" for i in range(f.cardinality - 2)]))
+            for f in spec["categorical"]
+        )
+        spec["crosses"] = tuple(
+            replace(f, labels=(*reserved, *[f"a|b{i}" for i in range(f.cardinality - 2)]))
+            for f in spec["crosses"]
+        )
+    return FeatureSpec(**spec)
 
 
 def random_batch(spec: FeatureSpec, n: int = 16, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -82,7 +96,7 @@ def test_each_paper_model_is_a_plugin_whose_config_builds_it(name):
 
 @pytest.mark.parametrize("name", PAPER_MODELS)
 def test_only_the_cross_variants_read_the_crosses(name):
-    model = registry.get(name)(feature_spec=tiny_spec())
+    model = build_model(model_config(name), tiny_spec())
     randomise(model)
     model.eval()
     batch = random_batch(model.feature_spec)
@@ -94,7 +108,7 @@ def test_only_the_cross_variants_read_the_crosses(name):
 def test_wide_deep_follows_the_routing_of_the_feature_spec():
     # The paper's routing: structured fields and crosses to the wide part, numerics to the deep part.
     spec = tiny_spec(deep=("amount", "n_transactions"))
-    model = registry.get("wide_deep_cross")(feature_spec=spec)
+    model = build_model(model_config("wide_deep_cross"), spec)
     assert model.wide_index == {"x_cat": [0, 1, 2], "x_cross": [0, 1], "x_num": []}
     assert model.deep_index == {"x_cat": [], "x_cross": [], "x_num": [0, 1]}
     assert model.deep.net[0].in_features == 2
@@ -106,11 +120,11 @@ def test_wide_deep_follows_the_routing_of_the_feature_spec():
     assert torch.allclose(model.deep_features(batch), model.deep_features(other))
     assert not torch.allclose(model(batch), model(other))
     with pytest.raises(ValueError, match="deep"):
-        registry.get("wide_deep")(feature_spec=tiny_spec(deep=("city*industry",)))
+        build_model(model_config("wide_deep"), tiny_spec(deep=("city*industry",)))
 
 
 def test_wide_deep_is_one_linear_layer_over_wide_and_deep_parts():
-    model = registry.get("wide_deep_cross")(feature_spec=tiny_spec())
+    model = build_model(model_config("wide_deep_cross"), tiny_spec())
     randomise(model)
     model.eval()
     batch = random_batch(model.feature_spec)
@@ -171,8 +185,8 @@ def scorecard_score(table: pd.DataFrame, spec: FeatureSpec, batch: dict[str, tor
     """Score rows from the table alone: sum of the weights of their values (+ weight x numeric)."""
 
     def index_of(field: str, value: str) -> int:
-        labels = (spec.extras.get("labels") or {}).get(field)
-        if labels is not None:
+        labels = spec.field(field).labels
+        if labels:
             return list(labels).index(value)
         reserved = {"(missing)": 0, "(unseen)": 1}
         return reserved[value] if value in reserved else int(value.removeprefix("#"))
@@ -181,7 +195,7 @@ def scorecard_score(table: pd.DataFrame, spec: FeatureSpec, batch: dict[str, tor
         "intercept": ("y", [""]),
         "categorical": ("x_cat", [f.name for f in spec.categorical]),
         "cross": ("x_cross", [f.name for f in spec.crosses]),
-        "numeric": ("x_num", list(spec.numeric)),
+        "numeric": ("x_num", list(spec.numeric_names)),
     }
     score = torch.zeros(len(batch["y"]), dtype=torch.float64)
     for row in table.itertuples():
@@ -205,16 +219,6 @@ def wide_logit_of(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return model(batch)
 
 
-def label_extras(spec: FeatureSpec) -> dict:
-    labels = {
-        f.name: ["(missing)", "(unseen)", *[f"{f.name}_{i}" for i in range(f.cardinality - 2)]]
-        for f in spec.categorical
-    }
-    for cross in spec.crosses:
-        labels[cross.name] = ["(missing)", "(unseen)", *[f"a|b{i}" for i in range(cross.cardinality - 2)]]
-    return {"labels": labels}
-
-
 @pytest.mark.parametrize("with_labels", [False, True])
 @pytest.mark.parametrize("name", WIDE_MODELS)
 def test_wide_weights_table_matches_the_parameters(tmp_path, name, with_labels):
@@ -222,10 +226,8 @@ def test_wide_weights_table_matches_the_parameters(tmp_path, name, with_labels):
     routing = dict(
         deep=("city", "amount"), wide=("city", "industry", "sex", "n_transactions", "city*industry")
     )
-    spec = tiny_spec(**routing)
-    if with_labels:
-        spec = tiny_spec(**routing, extras=label_extras(spec))
-    model = registry.get(name)(feature_spec=spec)
+    spec = tiny_spec(**routing, labels=with_labels)
+    model = build_model(model_config(name), spec)
     randomise(model)
     model.eval()
     model.write_artifacts(tmp_path)
@@ -264,11 +266,8 @@ def test_training_writes_the_trained_wide_weights(tmp_path, name):
     assert {"status_of_existing_checking_account", "credit_history"} <= set(table["field"])
     crosses = table[table["kind"] == "cross"]
     assert set(crosses["field"]) == {f.name for f in spec.crosses}
-    # Labels when the DataModule records them, else indices ("#3"); crosses join their sources'.
-    if (spec.extras.get("labels") or {}).get(spec.crosses[0].name):
-        assert crosses["value"].str.contains("|", regex=False).any()
-    else:
-        assert crosses["value"].str.match(r"^(#\d+|\(missing\)|\(unseen\))$").all()
+    # The DataModule records labels: crosses join their sources' ("A11|A34").
+    assert crosses["value"].str.contains("|", regex=False).any()
     batch = random_batch(spec, n=64)
     with torch.no_grad():
         torch.testing.assert_close(

@@ -1,4 +1,4 @@
-"""`zoo`: the command for everything but training (`zoo models`, `zoo leaderboard`)."""
+"""`zoo`: the command for everything but training (`zoo models`, `zoo predict`, `zoo leaderboard`)."""
 
 from __future__ import annotations
 
@@ -29,14 +29,20 @@ def _models(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="zoo", description="credit-zoo: models, leaderboards.")
+    parser = argparse.ArgumentParser(prog="zoo", description="credit-zoo: models, scoring, leaderboards.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("models", help="list installed model plugins")
     board = sub.add_parser("leaderboard", help="summarise a multirun directory", add_help=False)
     board.add_argument("rest", nargs=argparse.REMAINDER)
+    score = sub.add_parser("predict", help="score a file with a finished run", add_help=False)
+    score.add_argument("rest", nargs=argparse.REMAINDER)
     args, rest = parser.parse_known_args(argv)
     if args.command == "models":
         return _models(args)
+    if args.command == "predict":
+        from zoo.predict import main as predict_main
+
+        return predict_main([*args.rest, *rest])
     from zoo.leaderboard import main as leaderboard_main
 
     return leaderboard_main([*args.rest, *rest])

@@ -13,6 +13,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+# The files of a run directory that other commands read back.
+METRICS_FILE = "metrics.json"
+PREDICTIONS_FILE = "predictions.parquet"
+PREPROCESSING_FILE = "preprocessing.json"
+CONFIG_FILE = "config.yaml"
+CHECKPOINT_FILE = "checkpoints/best.ckpt"
+
 
 def write_atomic(path: Path, write: Callable[[Path], Any]) -> Path:
     """Call `write(tmp)` on a temporary file beside `path`, then move it into place."""

@@ -17,9 +17,20 @@ from omegaconf import DictConfig, OmegaConf
 
 from zoo import registry
 from zoo.data.datamodule import CreditDataModule
+from zoo.data.preprocess import library_versions
 from zoo.errors import ZooError
+from zoo.manifest import write_manifest
 from zoo.metrics import METRIC_NAMES, compute_metrics, youden_threshold
-from zoo.outputs import discard_run_dir, write_json, write_parquet, write_text
+from zoo.outputs import (
+    CONFIG_FILE,
+    METRICS_FILE,
+    PREDICTIONS_FILE,
+    PREPROCESSING_FILE,
+    discard_run_dir,
+    write_json,
+    write_parquet,
+    write_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +51,19 @@ def _plain(cfg: Any) -> Any:
     return OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else cfg
 
 
+def model_class(model_cfg: Any) -> type:
+    """The registered class a model config names."""
+    name = model_cfg.get("name")
+    if not name:
+        raise ZooError("model.name is not set; choose one with model=<name>")
+    return registry.get(str(name))
+
+
 def build_model(model_cfg: Any, feature_spec: Any) -> pl.LightningModule:
     """Construct the registered model class with the config's hyperparameters."""
     hparams = dict(_plain(model_cfg))
-    name = hparams.pop("name", None)
-    if not name:
-        raise ZooError("model.name is not set; choose one with model=<name>")
-    cls = registry.get(name)
+    cls = model_class(model_cfg)
+    name = hparams.pop("name")
     accepted = [p for p in inspect.signature(cls).parameters if p not in ("self", "feature_spec")]
     for key in hparams:
         if key not in accepted:
@@ -148,6 +165,7 @@ def train(cfg: DictConfig, run_dir: Path | str | None = None) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     data = cfg.data
+    model_cls = model_class(cfg.model)
     dm = CreditDataModule(
         cfg.dataset,
         batch_size=data.batch_size,
@@ -156,10 +174,11 @@ def train(cfg: DictConfig, run_dir: Path | str | None = None) -> dict[str, Any]:
         n_folds=data.n_folds,
         fold=data.fold,
         seed=int(cfg.seed),
+        split_seed=data.get("split_seed"),
+        raw_values=bool(getattr(model_cls, "uses_raw_values", False)),
     )
     dm.build()
     model = build_model(cfg.model, dm.feature_spec)
-    model_cls = type(model)
     trainer, checkpoint = _trainer(cfg, run_dir)
 
     started = time.perf_counter()
@@ -199,19 +218,37 @@ def train(cfg: DictConfig, run_dir: Path | str | None = None) -> dict[str, Any]:
     if cfg.get("reference"):
         result["reference"] = _plain(cfg.reference)
 
-    test = predictions["test"]
-    frame = pd.DataFrame(
-        {"row": test["row"].astype(np.int64), "label": test["y"].astype(np.int8), "prob": test["prob"]}
-    )
-    if "test" in dm.ids:
-        frame.insert(1, "id", dm.ids["test"])
-    write_parquet(run_dir / "predictions.parquet", frame)
-    write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    write_parquet(run_dir / PREDICTIONS_FILE, predictions_frame(predictions, dm.ids))
+    write_json(run_dir / PREPROCESSING_FILE, {**dm.preprocessor.to_dict(), **dm.schema()})
+    write_text(run_dir / CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
     artifacts = getattr(model, "write_artifacts", None)
     if callable(artifacts):
         artifacts(run_dir)
-    write_json(run_dir / "metrics.json", result)
+    write_json(run_dir / METRICS_FILE, result)
+    write_manifest(run_dir, data=dm.source, versions=library_versions())
     return result
+
+
+def predictions_frame(
+    predictions: dict[str, dict[str, np.ndarray]], ids: dict[str, np.ndarray]
+) -> pd.DataFrame:
+    """Validation and test rows: split, row (position in the input file), id, label, probability."""
+    parts = []
+    for split, pred in predictions.items():
+        part = pd.DataFrame(
+            {
+                "split": split,
+                "row": pred["row"].astype(np.int64),
+                "label": pred["y"].astype(np.int8),
+                "prob": pred["prob"].astype(np.float32),
+            }
+        )
+        if split in ids:
+            part.insert(2, "id", ids[split])
+        parts.append(part)
+    frame = pd.concat(parts, ignore_index=True)
+    frame["split"] = frame["split"].astype("category")
+    return frame
 
 
 def format_table(result: dict[str, Any]) -> str:

@@ -14,7 +14,7 @@ import torch
 from zoo.data import splits
 from zoo.data.batches import DeviceBatches
 from zoo.data.preprocess import Preprocessor
-from zoo.data.sources import load_frame
+from zoo.data.sources import describe_source, load_frame
 from zoo.data.spec import FeatureSpec
 from zoo.data.validate import check_features, infer_roles, resolve_target
 from zoo.errors import ZooError
@@ -51,6 +51,8 @@ class CreditDataModule(pl.LightningDataModule):
         n_folds: int | None = None,
         fold: int = 0,
         seed: int = 0,
+        split_seed: int | None = None,
+        raw_values: bool = False,
     ) -> None:
         super().__init__()
         self.dataset = dict(_plain(dataset))
@@ -63,6 +65,8 @@ class CreditDataModule(pl.LightningDataModule):
         self.n_folds = n_folds
         self.fold = fold
         self.seed = seed
+        self.split_seed = seed if split_seed is None else int(split_seed)
+        self.raw_values = raw_values
         self.arrays: dict[str, dict[str, np.ndarray]] = {}
         self.ids: dict[str, np.ndarray] = {}
         self._tensors: dict[str, dict[str, torch.Tensor]] = {}
@@ -85,6 +89,9 @@ class CreditDataModule(pl.LightningDataModule):
             return
         ds = self.dataset
         frame = self.frame if self.frame is not None else load_frame(ds)
+        self.source = (
+            describe_source(ds, frame) if self.frame is None else describe_source({"source": "frame"}, frame)
+        )
         for key in ("target", "bad_value"):
             if ds.get(key) in (None, "???"):
                 raise ZooError(f"dataset.{key} is not set for dataset {self.dataset_name!r}")
@@ -98,10 +105,10 @@ class CreditDataModule(pl.LightningDataModule):
         features = check_features(features, roles)
         if self.n_folds:
             parts = splits.k_fold(
-                y, n_folds=int(self.n_folds), fold=int(self.fold), val=self.split["val"], seed=self.seed
+                y, n_folds=int(self.n_folds), fold=int(self.fold), val=self.split["val"], seed=self.split_seed
             )
         else:
-            parts = splits.train_val_test(y, **self.split, seed=self.seed)
+            parts = splits.train_val_test(y, **self.split, seed=self.split_seed)
         categorical = [c for c, r in roles.items() if r == "categorical"]
         numeric = [c for c, r in roles.items() if r == "numeric"]
         crosses = ds.get("crosses") or []
@@ -111,17 +118,20 @@ class CreditDataModule(pl.LightningDataModule):
             crosses=crosses,
             cross_auto_k=int(ds.get("cross_auto_k", 4)),
             cross_hash_buckets=ds.get("cross_hash_buckets"),
+            numeric_encoding=ds.get("numeric_encoding") or "standard",
         )
         preprocessor.fit(features.iloc[parts[0]])
         for name, rows in zip(SPLITS, parts, strict=True):
-            arrays = preprocessor.transform(features.iloc[rows])
+            arrays = preprocessor.transform(features.iloc[rows], raw=self.raw_values)
             arrays["y"] = y[rows].astype(np.float32)
             arrays["row"] = positions[rows].astype(np.int64)  # the row's position in the input frame
             self.arrays[name] = arrays
             if id_values is not None:
                 self.ids[name] = id_values[rows]
         self.preprocessor = preprocessor
-        self._feature_spec = preprocessor.feature_spec(ds.get("wide"), ds.get("deep"))
+        self.roles = roles
+        groups = {"wide": ds.get("wide"), "deep": ds.get("deep"), **dict(ds.get("groups") or {})}
+        self._feature_spec = preprocessor.feature_spec(groups)
         log.info(
             "dataset %s: %s rows (train/val/test), bad rate %.3f, %d categorical, %d numeric, %d crosses",
             self.dataset_name,
@@ -131,6 +141,15 @@ class CreditDataModule(pl.LightningDataModule):
             self._feature_spec.n_numeric,
             self._feature_spec.n_crosses,
         )
+
+    def schema(self) -> dict[str, Any]:
+        """What scoring a new file needs beyond the preprocessing: target, id and ignored columns."""
+        self.build()
+        return {
+            "target": self.dataset["target"],
+            "id_column": next((c for c, r in self.roles.items() if r == "id"), None),
+            "ignored": [c for c, r in self.roles.items() if r == "ignore"],
+        }
 
     def rows(self) -> dict[str, int]:
         self.build()

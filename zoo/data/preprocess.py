@@ -1,25 +1,31 @@
-"""Preprocessing fitted on training rows only: category indices, crosses, imputation, scaling."""
+"""Preprocessing fitted on training rows only: category indices, crosses, imputation, numeric
+encodings; saved as plain JSON with each run."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from zoo.data.encoding import category_keys, encode_numeric, fit_numeric, indicator_field, sort_keys
 from zoo.data.spec import (
     MISSING_INDEX,
     N_RESERVED,
+    RESERVED_LABELS,
     UNSEEN_INDEX,
     CategoricalField,
     CrossField,
     FeatureSpec,
+    NumericField,
 )
 from zoo.errors import ZooError
 
 MISSING_SUFFIX = "__missing"
+PREPROCESSING_FORMAT = "credit-zoo.preprocessing/1"
 
 
 def cross_name(sources: Sequence[str]) -> str:
@@ -29,49 +35,27 @@ def cross_name(sources: Sequence[str]) -> str:
 
 @dataclass
 class _Vocabulary:
-    """Category -> index for one field; index 0 is missing and 1 unseen."""
+    """Category key -> index for one field; index 0 is missing and 1 unseen."""
 
     categories: pd.Index
-    categorical_dtype: pd.CategoricalDtype | None = None
-    code_lookup: np.ndarray | None = None
 
     @classmethod
     def fit(cls, column: pd.Series) -> _Vocabulary:
-        if isinstance(column.dtype, pd.CategoricalDtype):
-            codes = column.cat.codes.to_numpy()
-            used = np.unique(codes[codes >= 0])
-            lookup = np.full(len(column.cat.categories), UNSEEN_INDEX, dtype=np.int64)
-            lookup[used] = np.arange(len(used), dtype=np.int64) + N_RESERVED
-            return cls(column.cat.categories[used], column.dtype, lookup)
-        keys = _as_keys(column)
-        return cls(pd.Index(np.sort(keys.dropna().unique())))
+        codes, keys = category_keys(column)
+        used = np.unique(codes[codes >= 0])
+        return cls(pd.Index(sort_keys(list(dict.fromkeys(keys[used]))), dtype=object))
 
     @property
     def cardinality(self) -> int:
         return len(self.categories) + N_RESERVED
 
-    def transform(self, column: pd.Series) -> np.ndarray:
-        if self.categorical_dtype is not None and column.dtype == self.categorical_dtype:
-            assert self.code_lookup is not None
-            codes = column.cat.codes.to_numpy()
-            out = self.code_lookup[np.where(codes >= 0, codes, 0)]
-            out[codes < 0] = MISSING_INDEX
-            return out
-        keys = (
-            column.astype(str).where(column.notna())
-            if self.categorical_dtype is not None
-            else _as_keys(column)
-        )
-        codes = self.categories.get_indexer(keys).astype(np.int64)
-        out = codes + N_RESERVED
-        out[codes < 0] = UNSEEN_INDEX
-        out[keys.isna().to_numpy()] = MISSING_INDEX
-        return out
-
-
-def _as_keys(column: pd.Series) -> pd.Series:
-    """Category values as stripped text, so 'a ' and 'a' or 1 and '1' are one category."""
-    return column.astype("string").str.strip().astype(object).where(column.notna())
+    def transform(self, column: pd.Series) -> tuple[np.ndarray, int]:
+        """Indices of a column's values, and how many rows held a category unseen in training."""
+        codes, keys = category_keys(column)
+        known = self.categories.get_indexer(pd.Index(keys, dtype=object)).astype(np.int64)
+        index = np.where(known >= 0, known + N_RESERVED, UNSEEN_INDEX)
+        out = np.where(codes >= 0, index[np.maximum(codes, 0)] if len(index) else UNSEEN_INDEX, MISSING_INDEX)
+        return out.astype(np.int64), int((out == UNSEEN_INDEX).sum())
 
 
 @dataclass
@@ -109,42 +93,44 @@ class _CrossVocabulary:
 
 @dataclass
 class Preprocessor:
-    """Fits on the training split, then turns any split into model-ready arrays."""
+    """Fits on the training split, then turns any frame into model-ready arrays.
+
+    Its fitted state is plain data (`to_dict`), saved with every run as JSON so a run scores new
+    files without the training data (`Preprocessor.from_dict(d).transform(frame)`).
+    """
 
     categorical: list[str]
     numeric: list[str]
     crosses: list[tuple[str, ...]] | str = field(default_factory=list)
     cross_auto_k: int = 4
     cross_hash_buckets: int | None = None
-    scale: bool = True
+    #: One encoding for every numeric field, or {field: encoding} with an optional "default".
+    numeric_encoding: str | Mapping[str, str] = "standard"
+
+    def encoding_of(self, name: str) -> str:
+        if isinstance(self.numeric_encoding, str):
+            return self.numeric_encoding
+        chosen = dict(self.numeric_encoding)
+        unknown = [k for k in chosen if k != "default" and k not in self.numeric]
+        if unknown:
+            raise ZooError(
+                f"dataset.numeric_encoding names {unknown[0]!r}, which is not a numeric field; "
+                f"numeric fields are: {', '.join(self.numeric) or '(none)'}"
+            )
+        return str(chosen.get(name, chosen.get("default", "standard")))
 
     def fit(self, frame: pd.DataFrame) -> Preprocessor:
         self.vocabularies_ = {name: _Vocabulary.fit(frame[name]) for name in self.categorical}
-        self.medians_: dict[str, float] = {}
-        self.means_: dict[str, float] = {}
-        self.stds_: dict[str, float] = {}
-        self.indicators_: list[str] = []
-        for name in self.numeric:
-            values = frame[name].to_numpy(dtype=np.float64)
-            observed = values[~np.isnan(values)]
-            if observed.size == 0:
-                raise ZooError(
-                    f"numeric column {name!r} is entirely missing in the training split; "
-                    "list it in dataset.roles.ignore"
-                )
-            median = float(np.median(observed))
-            filled = np.where(np.isnan(values), median, values)
-            std = float(filled.std())
-            self.medians_[name] = median
-            self.means_[name] = float(filled.mean()) if self.scale else 0.0
-            self.stds_[name] = (std if std > 0 else 1.0) if self.scale else 1.0
-            if observed.size < values.size:
-                self.indicators_.append(name)
+        self.numeric_fields_: list[NumericField] = [
+            fit_numeric(name, frame[name].to_numpy(dtype=np.float64), self.encoding_of(name))
+            for name in self.numeric
+        ]
+        self.indicators_ = [f.name for f in self.numeric_fields_ if f.missing_indicator]
         self.cross_sources_ = self._resolve_crosses()
         self._check_generated_names()
-        self.cross_vocabularies_ = {}
+        self.cross_vocabularies_: dict[str, _CrossVocabulary] = {}
         if self.cross_sources_:
-            encoded = {n: self.vocabularies_[n].transform(frame[n]) for n in self._cross_fields()}
+            encoded = {n: self.vocabularies_[n].transform(frame[n])[0] for n in self._cross_fields()}
             for sources in self.cross_sources_:
                 radices = [self.vocabularies_[s].cardinality for s in sources]
                 vocab = _CrossVocabulary(radices, np.empty(0, np.int64), self.cross_hash_buckets)
@@ -196,54 +182,97 @@ class Preprocessor:
             resolved.append(sources)
         return resolved
 
-    def transform(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    @property
+    def medians_(self) -> dict[str, float]:
+        return {f.name: f.median for f in self.numeric_fields_}
+
+    @property
+    def means_(self) -> dict[str, float]:
+        return {f.name: f.mean for f in self.numeric_fields_}
+
+    @property
+    def stds_(self) -> dict[str, float]:
+        return {f.name: f.std for f in self.numeric_fields_}
+
+    @property
+    def columns(self) -> list[str]:
+        """The input columns a frame must have to be transformed."""
+        return [*self.categorical, *self.numeric]
+
+    def transform(self, frame: pd.DataFrame, *, raw: bool = False) -> dict[str, np.ndarray]:
+        """Model arrays for `frame`; `raw` adds `x_raw`, the numerics in raw units (NaN missing).
+
+        The number of rows per field that held a category unseen in training is left in
+        `self.unseen_` (field -> count), for scoring summaries.
+        """
         n = len(frame)
         x_cat = np.empty((n, len(self.categorical)), dtype=np.int64)
+        self.unseen_: dict[str, int] = {}
         for j, name in enumerate(self.categorical):
-            x_cat[:, j] = self.vocabularies_[name].transform(frame[name])
-        n_num = len(self.numeric) + len(self.indicators_)
-        x_num = np.empty((n, n_num), dtype=np.float32)
-        for j, name in enumerate(self.numeric):
-            values = frame[name].to_numpy(dtype=np.float64)
-            missing = np.isnan(values)
-            values = np.where(missing, self.medians_[name], values)
-            x_num[:, j] = (values - self.means_[name]) / self.stds_[name]
-        for j, name in enumerate(self.indicators_, start=len(self.numeric)):
-            x_num[:, j] = frame[name].isna().to_numpy(dtype=np.float32)
+            x_cat[:, j], self.unseen_[name] = self.vocabularies_[name].transform(frame[name])
+        numeric = self.numeric_spec()
+        x_num = np.empty((n, len(numeric)), dtype=np.float32)
+        raw_values = {
+            f.name: frame[f.name].to_numpy(dtype=np.float64, na_value=np.nan) for f in self.numeric_fields_
+        }
+        for j, field_ in enumerate(numeric):
+            x_num[:, j] = encode_numeric(field_, raw_values[field_.source or field_.name])
         position = {name: j for j, name in enumerate(self.categorical)}
         x_cross = np.empty((n, len(self.cross_sources_)), dtype=np.int64)
         for j, sources in enumerate(self.cross_sources_):
             vocab = self.cross_vocabularies_[cross_name(sources)]
             x_cross[:, j] = vocab.transform([x_cat[:, position[s]] for s in sources])
-        return {"x_cat": x_cat, "x_num": x_num, "x_cross": x_cross}
+        out = {"x_cat": x_cat, "x_num": x_num, "x_cross": x_cross}
+        if raw:
+            x_raw = np.empty((n, len(self.numeric_fields_)), dtype=np.float32)
+            for j, field_ in enumerate(self.numeric_fields_):
+                x_raw[:, j] = raw_values[field_.name]
+            out["x_raw"] = x_raw
+        return out
 
-    def feature_spec(
-        self, wide: Sequence[str] | None = None, deep: Sequence[str] | None = None
-    ) -> FeatureSpec:
-        """The spec of what `transform` returns; default routing sends categoricals and crosses
-        to the wide part and categoricals and numerics to the deep part."""
-        categorical = tuple(CategoricalField(n, self.vocabularies_[n].cardinality) for n in self.categorical)
-        numeric = tuple(self.numeric) + tuple(n + MISSING_SUFFIX for n in self.indicators_)
+    def numeric_spec(self) -> tuple[NumericField, ...]:
+        """The columns of `x_num`: every numeric field, then the missing indicators."""
+        indicators = [indicator_field(f, MISSING_SUFFIX) for f in self.numeric_fields_ if f.missing_indicator]
+        return (*self.numeric_fields_, *indicators)
+
+    def feature_spec(self, groups: Mapping[str, Sequence[str] | None] | None = None) -> FeatureSpec:
+        """The spec of what `transform` returns, with the dataset's named field groups.
+
+        Default routing sends categoricals and crosses to the wide part and categoricals and
+        numerics to the deep part; a numeric field named in a group takes its missing indicator.
+        """
+        labels = self.labels()
+        categorical = tuple(
+            CategoricalField(n, self.vocabularies_[n].cardinality, tuple(labels[n])) for n in self.categorical
+        )
+        numeric = self.numeric_spec()
         crosses = tuple(
-            CrossField(cross_name(s), tuple(s), self.cross_vocabularies_[cross_name(s)].cardinality)
+            CrossField(
+                cross_name(s),
+                tuple(s),
+                self.cross_vocabularies_[cross_name(s)].cardinality,
+                tuple(labels.get(cross_name(s), ())),
+            )
             for s in self.cross_sources_
         )
-        names = {f.name for f in categorical} | {f.name for f in crosses} | set(numeric)
-        default_wide = [f.name for f in categorical] + [f.name for f in crosses]
-        default_deep = [f.name for f in categorical] + list(numeric)
+        numeric_names = tuple(f.name for f in numeric)
+        names = {f.name for f in categorical} | {f.name for f in crosses} | set(numeric_names)
+        defaults = {
+            "wide": [f.name for f in categorical] + [f.name for f in crosses],
+            "deep": [f.name for f in categorical] + list(numeric_names),
+        }
+        given = {k: v for k, v in dict(groups or {}).items() if v is not None}
         routed = {}
-        for part, given, default in (("wide", wide, default_wide), ("deep", deep, default_deep)):
-            chosen = list(default if given is None else _expand_indicators(given, numeric))
+        for part in {**defaults, **given}:
+            chosen = _expand_indicators(given[part], numeric_names) if part in given else defaults[part]
             unknown = [n for n in chosen if n not in names]
             if unknown:
                 raise ZooError(
-                    f"dataset.{part} names {unknown[0]!r}, which is not a feature; features are: "
-                    f"{', '.join(sorted(names))}"
+                    f"dataset.{'groups.' if part not in defaults else ''}{part} names {unknown[0]!r}, "
+                    f"which is not a feature; features are: {', '.join(sorted(names))}"
                 )
             routed[part] = tuple(chosen)
-        return FeatureSpec(
-            categorical, numeric, crosses, routed["wide"], routed["deep"], extras={"labels": self.labels()}
-        )
+        return FeatureSpec(categorical, numeric, crosses, routed)
 
     def labels(self) -> dict[str, list[str]]:
         """Label of every index of each categorical field and cross, for reports (scorecards).
@@ -252,7 +281,7 @@ class Preprocessor:
         labels ("A|B"), decoded from its mixed-radix key. Hashed crosses get none: a bucket
         holds several combinations.
         """
-        reserved = ["(missing)", "(unseen)"]
+        reserved = list(RESERVED_LABELS)
         out = {name: [*reserved, *map(str, vocab.categories)] for name, vocab in self.vocabularies_.items()}
         for sources in self.cross_sources_:
             vocab = self.cross_vocabularies_[cross_name(sources)]
@@ -267,12 +296,77 @@ class Preprocessor:
             out[cross_name(sources)] = [*reserved, *("|".join(parts) for parts in zip(*columns, strict=True))]
         return out
 
+    # --- saving -------------------------------------------------------------------------------
 
-def _expand_indicators(names: Sequence[str], numeric: tuple[str, ...]) -> list[str]:
+    def to_dict(self) -> dict[str, Any]:
+        """The fitted state as JSON-ready plain data (no pickle), with the library versions."""
+        spec = FeatureSpec(numeric=self.numeric_spec()).to_dict()["numeric"][: len(self.numeric_fields_)]
+        return {
+            "format": PREPROCESSING_FORMAT,
+            "versions": library_versions(),
+            "categorical": {name: list(map(str, v.categories)) for name, v in self.vocabularies_.items()},
+            "numeric": spec,
+            "crosses": [
+                {
+                    "sources": list(sources),
+                    "radices": [int(r) for r in self.cross_vocabularies_[cross_name(sources)].radices],
+                    "keys": [int(k) for k in self.cross_vocabularies_[cross_name(sources)].keys],
+                    "hash_buckets": self.cross_vocabularies_[cross_name(sources)].hash_buckets,
+                }
+                for sources in self.cross_sources_
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Preprocessor:
+        """A fitted preprocessor from `to_dict`'s output: transform-only, no refitting."""
+        if data.get("format") != PREPROCESSING_FORMAT:
+            raise ZooError(
+                f"preprocessing format {data.get('format')!r} is not supported, "
+                f"expected {PREPROCESSING_FORMAT!r}"
+            )
+        numeric_fields = FeatureSpec.from_dict({"numeric": data["numeric"]}).numeric
+        crosses = [tuple(c["sources"]) for c in data["crosses"]]
+        out = cls(
+            categorical=list(data["categorical"]),
+            numeric=[f.name for f in numeric_fields],
+            crosses=crosses,
+            cross_hash_buckets=data["crosses"][0]["hash_buckets"] if data["crosses"] else None,
+        )
+        out.vocabularies_ = {
+            name: _Vocabulary(pd.Index(list(keys), dtype=object))
+            for name, keys in data["categorical"].items()
+        }
+        out.numeric_fields_ = list(numeric_fields)
+        out.indicators_ = [f.name for f in numeric_fields if f.missing_indicator]
+        out.cross_sources_ = crosses
+        out.cross_vocabularies_ = {
+            cross_name(tuple(c["sources"])): _CrossVocabulary(
+                [int(r) for r in c["radices"]], np.asarray(c["keys"], dtype=np.int64), c["hash_buckets"]
+            )
+            for c in data["crosses"]
+        }
+        return out
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the packages that shape the arrays and the models, for run manifests."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("credit-zoo", "numpy", "pandas", "torch", "pytorch-lightning", "scikit-learn", "catboost"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def _expand_indicators(names: Sequence[str], numeric: Sequence[str]) -> list[str]:
     """A numeric field routed somewhere takes its missing indicator along."""
     out = []
     for name in names:
         out.append(name)
-        if name + MISSING_SUFFIX in numeric:
+        if name + MISSING_SUFFIX in numeric and name + MISSING_SUFFIX not in names:
             out.append(name + MISSING_SUFFIX)
     return out

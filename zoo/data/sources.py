@@ -64,3 +64,18 @@ def read_table(path: Path, obtain: str | None) -> pd.DataFrame:
     if frame.shape[0] == 0:
         raise ZooError(f"data file {str(path)!r} has no data rows, expected at least one")
     return frame
+
+
+def describe_source(dataset: Any, frame: pd.DataFrame) -> dict[str, Any]:
+    """Where the frame came from and its SHA-256: of the file read, or of the frame itself."""
+    from zoo.manifest import sha256_file, sha256_frame
+
+    source = dataset.get("source", "file")
+    if source == "bundled":
+        ref = resources.files("zoo.datasets").joinpath(dataset["file"])
+        with resources.as_file(ref) as path:
+            return {"source": source, "file": str(dataset["file"]), "sha256": sha256_file(Path(path))}
+    if source == "file" and dataset.get("path") not in (None, "", "???"):
+        path = Path(str(dataset["path"])).expanduser()
+        return {"source": source, "file": str(path.resolve()), "sha256": sha256_file(path)}
+    return {"source": source, "file": None, "sha256": sha256_frame(frame), "rows": len(frame)}

@@ -1,10 +1,13 @@
 """Synthetic credit data with planted signal, so models can be checked on what they should find.
 
-Planted categorical interactions have no marginal effect: only models that cross fields see them.
+Two modes: "interactions" plants categorical interactions with no marginal effect, which only models
+that cross fields see; "trees" plants step effects on heavy-tailed amounts and counts, which tree
+models find easily and linear models and MLPs on standardised inputs find hard.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Iterable, Sequence
 from numbers import Integral, Real
@@ -14,7 +17,9 @@ import pandas as pd
 
 from zoo.errors import ZooError
 
-__all__ = ["make_synthetic", "planted_pairs"]
+__all__ = ["MODES", "make_synthetic", "planted_pairs"]
+
+MODES = ("interactions", "trees")
 
 # Category codes come from uniform integers in [0, GRID) mapped through a lookup table, so the
 # sampling frequencies are exactly counts / GRID: the weights the double-centring uses.
@@ -199,8 +204,150 @@ def _level_marginals(logit: np.ndarray, codes: list[np.ndarray], fields: list[in
             return
 
 
+# mode="trees": the credit columns in frame order (then purpose, the noise columns and the target)
+_TREE_NUMERIC = (
+    "age",
+    "income",
+    "loan_amount",
+    "debt_to_income",
+    "revolving_balance",
+    "n_late_payments",
+    "n_inquiries_6m",
+    "months_employed",
+    "has_mortgage",
+    "prior_default",
+    "is_self_employed",
+    "has_phone",
+)
+_PURPOSES = ("car", "debt_consolidation", "education", "home_improvement", "business", "other")
+_PURPOSE_EFFECTS = np.array([-0.2, 0.3, 0.2, -0.3, 0.5, 0.0], dtype=np.float32)  # a mild main effect
+
+
+def _make_trees(
+    *,
+    n_rows: int,
+    n_categorical: int,
+    n_numeric: int,
+    cardinalities: list[int],
+    bad_rate: float,
+    step_effect: float,
+    noise: float,
+    missing_rate: float,
+    seed: int,
+    target: str,
+) -> pd.DataFrame:
+    """Credit columns with heavy-tailed amounts, step effects, flags, and noise columns (mode="trees").
+
+    Numeric columns are float32: age, income (lognormal x Pareto(2.2): heavy tail), loan_amount and
+    revolving_balance (lognormal; a quarter of balances are 0), debt_to_income (Beta(2, 4.5)),
+    n_late_payments (negative binomial), n_inquiries_6m, months_employed, the 0/1 flags
+    has_mortgage, prior_default, is_self_employed and has_phone; then purpose (Categorical of
+    _PURPOSES), noise_num_j (N(0, 1) and lognormal, alternating) and noise_cat_i (Categorical of
+    "v0", "v1", ...).
+    Logit = step_effect * (1.5 [debt_to_income > 0.4] + 2 [n_late_payments >= 3]
+      + 2 [revolving_balance > 8000] + 2 [income < 18000] + 1.5 [age < 25 or age >= 65]
+      + 1 [months_employed < 6] + 1 [is_self_employed and debt_to_income > 0.4]
+      + 1.5 prior_default - 0.5 has_mortgage) + a mild purpose effect + noise * N(0, 1),
+    with the intercept solved for bad_rate. loan_amount, n_inquiries_6m, has_phone and the noise
+    columns carry no signal. Cells go missing (NaN) with probability missing_rate after the target
+    is drawn.
+    """
+    noise_num_names = [f"noise_num_{j}" for j in range(n_numeric)]
+    noise_cat_names = [f"noise_cat_{i}" for i in range(n_categorical)]
+    _check_target(target, [*_TREE_NUMERIC, "purpose", *noise_num_names, *noise_cat_names])
+    # Separate streams, as in the interactions mode: the model, the features, the outcome, missing cells.
+    model_rng, feature_rng, outcome_rng, missing_rng = np.random.default_rng(seed).spawn(4)
+    purpose_grid = _category_counts(model_rng, len(_PURPOSES))
+    noise_grids = [_category_counts(model_rng, k) for k in cardinalities]
+
+    def flag(share: float) -> np.ndarray:
+        return (feature_rng.random(n_rows) < share).astype(np.float32)
+
+    def lognormal(median: float, sigma: float) -> np.ndarray:
+        return np.exp(feature_rng.normal(math.log(median), sigma, n_rows))
+
+    age = np.minimum(np.floor(18 + feature_rng.gamma(4.0, 5.0, n_rows)), 85)
+    drawn = {
+        "age": age,
+        "income": np.round(lognormal(22_000, 0.35) * (1 + feature_rng.pareto(2.2, n_rows)), -2),
+        "loan_amount": np.round(lognormal(8_000, 0.9), -1),
+        "debt_to_income": feature_rng.beta(2.0, 4.5, n_rows),
+        "revolving_balance": np.where(
+            feature_rng.random(n_rows) < 0.25, 0.0, np.round(lognormal(2_500, 1.3))
+        ),
+        "n_late_payments": feature_rng.negative_binomial(0.5, 0.45, n_rows),
+        "n_inquiries_6m": feature_rng.poisson(1.2, n_rows),
+        "months_employed": np.minimum(np.floor(feature_rng.exponential(60.0, n_rows)), (age - 16) * 12),
+        "has_mortgage": flag(0.35),
+        "prior_default": flag(0.06),
+        "is_self_employed": flag(0.12),
+        "has_phone": flag(0.8),
+    }
+    numeric = {name: drawn[name].astype(np.float32) for name in _TREE_NUMERIC}
+    purpose = _draw_codes(feature_rng, *purpose_grid, n_rows)
+    for j, name in enumerate(noise_num_names):
+        values = feature_rng.standard_normal(n_rows, dtype=np.float32)
+        numeric[name] = np.exp(values) if j % 2 else values
+    codes = [_draw_codes(feature_rng, counts, grid, n_rows) for counts, grid in noise_grids]
+
+    high_dti = numeric["debt_to_income"] > 0.4
+    steps = (
+        1.5 * high_dti
+        + 2.0 * (numeric["n_late_payments"] >= 3)
+        + 2.0 * (numeric["revolving_balance"] > 8_000)
+        + 2.0 * (numeric["income"] < 18_000)
+        + 1.5 * ((numeric["age"] < 25) | (numeric["age"] >= 65))
+        + 1.0 * (numeric["months_employed"] < 6)
+        + 1.0 * (high_dti & (numeric["is_self_employed"] == 1))
+        + 1.5 * numeric["prior_default"]
+        - 0.5 * numeric["has_mortgage"]
+    )
+    logit = (np.float32(step_effect) * steps + _PURPOSE_EFFECTS[purpose]).astype(np.float32)
+    if noise > 0:
+        logit += np.float32(noise) * outcome_rng.standard_normal(n_rows, dtype=np.float32)
+    logit += np.float32(_intercept(logit, bad_rate))
+    label = (outcome_rng.random(n_rows, dtype=np.float32) < _sigmoid(logit)).astype(np.int8)
+
+    if missing_rate > 0:
+        for values in numeric.values():
+            values[missing_rng.random(n_rows, dtype=np.float32) < missing_rate] = np.nan
+        for code in [purpose, *codes]:
+            code[missing_rng.random(n_rows, dtype=np.float32) < missing_rate] = -1
+
+    columns: dict[str, object] = {name: numeric[name] for name in _TREE_NUMERIC}
+    columns["purpose"] = pd.Categorical.from_codes(purpose, categories=list(_PURPOSES))
+    columns.update({name: numeric[name] for name in noise_num_names})
+    for name, code, k in zip(noise_cat_names, codes, cardinalities, strict=True):
+        columns[name] = pd.Categorical.from_codes(code, categories=[f"v{v}" for v in range(k)])
+    columns[target] = label
+    return pd.DataFrame(columns)
+
+
+def _check_target(target: object, feature_names: list[str]) -> None:
+    if not isinstance(target, str) or not target:
+        raise ZooError(f"target must be a non-empty column name, got {target!r}")
+    if target in feature_names:
+        raise ZooError(f"target must differ from the feature names, got {target!r}")
+
+
+def _check_unused(mode: str, **given: object) -> None:
+    """Raise if a parameter that `mode` does not use was moved off its default, rather than ignore it."""
+    parameters = inspect.signature(make_synthetic).parameters
+    for name, value in given.items():
+        default = parameters[name].default
+        try:
+            same = bool(value == default)
+        except (TypeError, ValueError):  # e.g. an array compared with a number
+            same = False
+        if not same:
+            raise ZooError(
+                f"{name}={value!r} has no effect with mode={mode!r}, expected the default {default!r}"
+            )
+
+
 def make_synthetic(
     *,
+    mode: str = "interactions",
     n_rows: int = 10_000,
     n_categorical: int = 8,
     n_numeric: int = 8,
@@ -214,10 +361,15 @@ def make_synthetic(
     missing_rate: float = 0.0,
     seed: int = 0,
     target: str = "default",
+    step_effect: float = 1.0,
 ) -> pd.DataFrame:
-    """Credit-like frame: `cat_i` (Categorical of "v0", "v1", ...), `num_j` float32, target int8.
+    """Credit-like frame with planted signal; by default `cat_i` (Categorical), `num_j` float32, target int8.
 
-    Planted signal, on the logit scale:
+    mode="trees" builds a different frame, described in `_make_trees`: readable credit columns with
+    step effects (scaled by step_effect), then n_numeric noise numerics and n_categorical noise
+    categoricals. Parameters only the other mode uses must keep their defaults.
+
+    mode="interactions" (the default) plants this signal, on the logit scale:
       - numeric: sum_j beta_j * num_j with num_j ~ N(0, 1); the first ceil(n_numeric / 2) fields
         have |beta_j| ~ main_effect * U(0.5, 1.5) with a random sign, the rest beta_j = 0;
       - categorical main effects: each field outside the planted pairs gets per-category effects
@@ -235,9 +387,32 @@ def make_synthetic(
     becomes NaN, and each categorical cell missing, with probability missing_rate.
     Deterministic for a seed; coefficients and tables (not the offsets) do not depend on n_rows.
     """
+    if not isinstance(mode, str) or mode not in MODES:
+        raise ZooError(f"mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
     n_rows = _check_int("n_rows", n_rows, 1)
     n_categorical = _check_int("n_categorical", n_categorical, 0)
     n_numeric = _check_int("n_numeric", n_numeric, 0)
+    if mode == "trees":
+        _check_unused(
+            mode,
+            main_effect=main_effect,
+            interaction_pairs=interaction_pairs,
+            interaction_strength=interaction_strength,
+            categorical_main_effect=categorical_main_effect,
+        )
+        return _make_trees(
+            n_rows=n_rows,
+            n_categorical=n_categorical,
+            n_numeric=n_numeric,
+            cardinalities=_cardinalities(cardinality, n_categorical),
+            bad_rate=_check_real("bad_rate", bad_rate, 0, 1, open_low=True, open_high=True),
+            step_effect=_check_real("step_effect", step_effect, 0, math.inf),
+            noise=_check_real("noise", noise, 0, math.inf),
+            missing_rate=_check_real("missing_rate", missing_rate, 0, 1, open_high=True),
+            seed=_check_int("seed", seed, 0),
+            target=target,
+        )
+    _check_unused(mode, step_effect=step_effect)
     if n_categorical + n_numeric == 0:
         raise ZooError("n_categorical + n_numeric must be >= 1, got 0 fields")
     cards = _cardinalities(cardinality, n_categorical)
@@ -249,12 +424,9 @@ def make_synthetic(
     noise = _check_real("noise", noise, 0, math.inf)
     missing_rate = _check_real("missing_rate", missing_rate, 0, 1, open_high=True)
     seed = _check_int("seed", seed, 0)
-    if not isinstance(target, str) or not target:
-        raise ZooError(f"target must be a non-empty column name, got {target!r}")
     cat_names = [f"cat_{i}" for i in range(n_categorical)]
     num_names = [f"num_{j}" for j in range(n_numeric)]
-    if target in cat_names or target in num_names:
-        raise ZooError(f"target must differ from the feature names, got {target!r}")
+    _check_target(target, cat_names + num_names)
 
     # Separate streams: the planted model, the features, the outcome and the missing cells.
     model_rng, feature_rng, outcome_rng, missing_rng = np.random.default_rng(seed).spawn(4)

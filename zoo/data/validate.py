@@ -123,14 +123,17 @@ def infer_roles(frame: pd.DataFrame, roles: Mapping[str, Iterable[str]] | None) 
     return out
 
 
-def check_features(frame: pd.DataFrame, roles: Mapping[str, str]) -> pd.DataFrame:
-    """Reject all-missing columns and infinite numbers; coerce numeric columns to float."""
+def check_features(
+    frame: pd.DataFrame, roles: Mapping[str, str], *, allow_empty: bool = False
+) -> pd.DataFrame:
+    """Reject all-missing columns (unless `allow_empty`: scoring a small file) and infinite numbers;
+    coerce numeric columns to float."""
     out = {}
     for name, role in roles.items():
         if role not in ("categorical", "numeric"):
             continue
         column = frame[name]
-        if column.isna().all():
+        if column.isna().all() and not allow_empty:
             raise ZooError(f"column {name!r} is entirely missing; drop it or list it in dataset.roles.ignore")
         if role == "numeric":
             values = pd.to_numeric(column, errors="coerce")

@@ -1,7 +1,8 @@
-"""The base LightningModule every model plugin extends: loss, metrics, optimiser, prediction."""
+"""The base LightningModule every model plugin extends: loss hook, metrics, optimiser, prediction."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import pytorch_lightning as pl
@@ -11,8 +12,42 @@ from torch import nn
 from torchmetrics.classification import BinaryAUROC
 
 from zoo.data.spec import FeatureSpec
+from zoo.nn import NumericEmbedding, NumericTokenizer
 
 Batch = dict[str, torch.Tensor]
+#: What `forward` returns: logits float[B], or in training mode optionally a dict holding
+#: "logits" and the intermediates a model's `loss` needs (auxiliary terms).
+Output = torch.Tensor | Mapping[str, torch.Tensor]
+
+#: Modules whose parameters get no weight decay: embedding tables (categorical and numeric)
+#: and normalisation layers, as in rtdl. Coefficient tables (`OneHotLinear`) are decayed.
+NO_DECAY_MODULES: tuple[type[nn.Module], ...] = (
+    nn.Embedding,
+    nn.EmbeddingBag,
+    nn.modules.batchnorm._NormBase,
+    nn.LayerNorm,
+    nn.GroupNorm,
+    NumericEmbedding,
+    NumericTokenizer,
+)
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups decided by module type: embeddings, norms and biases are not decayed."""
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
+    seen: set[int] = set()
+    for module in model.modules():
+        exempt_module = isinstance(module, NO_DECAY_MODULES)
+        for name, param in module.named_parameters(recurse=False):
+            if not param.requires_grad or id(param) in seen:
+                continue
+            seen.add(id(param))
+            (no_decay if exempt_module or name == "bias" else decay).append(param)
+    groups = [{"params": decay, "weight_decay": weight_decay}]
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0})
+    return [g for g in groups if g["params"]]
 
 
 class CreditModel(pl.LightningModule):
@@ -20,12 +55,13 @@ class CreditModel(pl.LightningModule):
 
     Keyword-only constructors with explicit hyperparameters (no **kwargs), so Hydra and Optuna
     see every one; hyperparameters are saved as plain containers so checkpoints load with
-    `weights_only=True`.
+    `weights_only=True`. The optimiser and schedule come from the run's config (`recipe`), not
+    from the class.
     """
 
     family: ClassVar[str] = "neural"
-    #: Parameter-name fragments that get no weight decay (embeddings, norms, biases).
-    no_decay: ClassVar[tuple[str, ...]] = ("bias", "norm", "embedding")
+    #: True: batches carry `x_raw` (numerics in raw units, NaN missing) beside the encoded ones.
+    uses_raw_values: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -46,23 +82,42 @@ class CreditModel(pl.LightningModule):
         self.weight_decay = weight_decay
         self.val_auc = BinaryAUROC()
         self.best_val_auc = 0.0
+        #: Set by the training run (`zoo.optim.Recipe`); None: AdamW at `learning_rate`.
+        self.recipe: Any = None
 
     @classmethod
     def describe(cls) -> str:
         """First line of the class docstring: the one-line description `zoo models` prints."""
         return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
 
-    def forward(self, batch: Batch) -> torch.Tensor:  # pragma: no cover - abstract
+    def forward(self, batch: Batch) -> Output:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    @staticmethod
+    def logits(output: Output) -> torch.Tensor:
+        """The logits of a forward output (a tensor, or a dict holding "logits")."""
+        return output if isinstance(output, torch.Tensor) else output["logits"]
+
+    def loss(self, batch: Batch, output: Output) -> torch.Tensor | Mapping[str, torch.Tensor]:
+        """Binary cross-entropy on the logits plus `penalty()`. Models with auxiliary terms
+        override this and return {"loss": total, "<term>": value, ...}; every term is logged."""
+        return F.binary_cross_entropy_with_logits(self.logits(output), batch["y"]) + self.penalty()
+
+    def penalty(self) -> torch.Tensor | float:
+        """An explicit regulariser added to the loss (e.g. an L2 strength); none by default."""
+        return 0.0
+
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        logits = self(batch)
-        loss = F.binary_cross_entropy_with_logits(logits, batch["y"])
-        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(logits))
-        return loss
+        terms = self.loss(batch, self(batch))
+        if isinstance(terms, torch.Tensor):
+            terms = {"loss": terms}
+        size = len(batch["y"])
+        for name, value in terms.items():
+            self.log(f"train/{name}", value, on_step=False, on_epoch=True, batch_size=size)
+        return terms["loss"]
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        logits = self(batch)
+        logits = self.logits(self(batch))
         loss = F.binary_cross_entropy_with_logits(logits, batch["y"])
         self.val_auc.update(torch.sigmoid(logits), batch["y"].long())
         self.log("val/loss", loss, on_step=False, on_epoch=True, batch_size=len(logits), sync_dist=True)
@@ -76,20 +131,17 @@ class CreditModel(pl.LightningModule):
         self.log("val/auc_best", self.best_val_auc)
 
     def predict_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> Batch:
-        return {"prob": torch.sigmoid(self(batch)), "y": batch["y"], "row": batch["row"]}
+        return {"prob": torch.sigmoid(self.logits(self(batch))), "y": batch["y"], "row": batch["row"]}
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """Optimiser groups; override to give parts their own rate (keys as torch's groups)."""
+        return parameter_groups(self, self.weight_decay)
 
     def configure_optimizers(self) -> Any:
-        decay: list[nn.Parameter] = []
-        no_decay: list[nn.Parameter] = []
-        for name, param in self.named_parameters():
-            if not param.requires_grad:
-                continue
-            exempt = param.ndim < 2 or any(key in name.lower() for key in self.no_decay)
-            (no_decay if exempt else decay).append(param)
-        groups = [{"params": decay, "weight_decay": self.weight_decay}]
-        if no_decay:
-            groups.append({"params": no_decay, "weight_decay": 0.0})
-        return torch.optim.AdamW(groups, lr=self.learning_rate)
+        groups = self.parameter_groups()
+        if self.recipe is None:
+            return torch.optim.AdamW(groups, lr=self.learning_rate)
+        return self.recipe.configure(self, groups)
 
 
 def count_parameters(module: nn.Module) -> int:

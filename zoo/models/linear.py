@@ -10,27 +10,14 @@ import pandas as pd
 import torch
 from torch import nn
 
-from zoo.data.spec import MISSING_INDEX, UNSEEN_INDEX, FeatureSpec
+from zoo.data.spec import FeatureSpec
 from zoo.models.base import Batch, CreditModel
-from zoo.models.layers import OneHotLinear
+from zoo.nn import OneHotLinear
 from zoo.outputs import write_csv
 
 #: The scorecard view of a linear (or wide) part, written into the run directory.
 WIDE_WEIGHTS_FILE = "wide_weights.csv"
 WIDE_WEIGHTS_COLUMNS = ["field", "value", "kind", "weight"]
-
-
-def category_labels(feature_spec: FeatureSpec, name: str, cardinality: int) -> list[str]:
-    """Label of each index of a categorical field or cross.
-
-    Uses `feature_spec.extras["labels"][name]` (one label per index, as the DataModule records
-    them) when present and of the right length; otherwise the index itself, as "#3".
-    """
-    labels = (feature_spec.extras.get("labels") or {}).get(name)
-    if labels is not None and len(labels) == cardinality:
-        return [str(label) for label in labels]
-    reserved = {MISSING_INDEX: "(missing)", UNSEEN_INDEX: "(unseen)"}
-    return [reserved.get(i, f"#{i}") for i in range(cardinality)]
 
 
 def wide_weights_table(
@@ -52,7 +39,8 @@ def wide_weights_table(
     for kind, fields in (("categorical", categorical), ("cross", crosses)):
         for name, weights in fields:
             values = weights.detach().float().cpu().tolist()
-            labels = category_labels(feature_spec, name, len(values))
+            field = feature_spec.field(name)
+            labels = [field.label(i) for i in range(len(values))]  # type: ignore[union-attr]
             rows.extend((name, label, kind, w) for label, w in zip(labels, values, strict=True))
     rows.extend((name, "", "numeric", float(w)) for name, w in numeric)
     table = pd.DataFrame(rows, columns=WIDE_WEIGHTS_COLUMNS)
@@ -66,7 +54,10 @@ def wide_weights_table(
 
 
 class LogisticRegression(CreditModel):
-    """Logistic regression: one linear layer over one-hot categoricals and scaled numerics."""
+    """Logistic regression: one linear layer over one-hot categoricals, numerics (and crosses).
+
+    `lr_cross` (LR+Cross) is this class with `use_crosses: true` in its config.
+    """
 
     family = "linear"
 
@@ -87,9 +78,6 @@ class LogisticRegression(CreditModel):
         nn.init.zeros_(self.numeric.weight)
         nn.init.zeros_(self.numeric.bias)
 
-    # One-hot weights are the model's coefficients: decay them like the numeric weights.
-    no_decay = ("bias",)
-
     def forward(self, batch: Batch) -> torch.Tensor:
         logit = self.categorical(batch["x_cat"]) + self.numeric(batch["x_num"]).squeeze(-1)
         if self.use_crosses:
@@ -106,29 +94,10 @@ class LogisticRegression(CreditModel):
                 (f.name, w) for f, w in zip(spec.categorical, self.categorical.field_weights(), strict=True)
             ],
             crosses=[(f.name, w) for f, w in zip(crosses, self.crosses.field_weights(), strict=True)],
-            numeric=list(zip(spec.numeric, self.numeric.weight[0].tolist(), strict=True)),
+            numeric=list(zip(spec.numeric_names, self.numeric.weight[0].tolist(), strict=True)),
             intercept=float(self.numeric.bias.item()),
         )
 
     def write_artifacts(self, run_dir: Path) -> None:
         """Write `wide_weights.csv`, the coefficients sorted by magnitude."""
         write_csv(Path(run_dir) / WIDE_WEIGHTS_FILE, self.wide_weights())
-
-
-class LogisticRegressionCross(LogisticRegression):
-    """Logistic regression over one-hot categoricals plus one-hot cross features (LR+Cross)."""
-
-    def __init__(
-        self,
-        *,
-        feature_spec: FeatureSpec | dict[str, Any],
-        use_crosses: bool = True,
-        learning_rate: float = 1e-2,
-        weight_decay: float = 1e-4,
-    ) -> None:
-        super().__init__(
-            feature_spec=feature_spec,
-            use_crosses=use_crosses,
-            learning_rate=learning_rate,
-            weight_decay=weight_decay,
-        )

@@ -9,11 +9,14 @@ import torch
 
 from zoo.data.spec import FeatureSpec
 from zoo.models.base import Batch, CreditModel
-from zoo.models.layers import MLP, FieldEmbedding
+from zoo.nn import MLP, FieldEmbedding
 
 
 class DNN(CreditModel):
-    """MLP (default 256-128-64, ReLU) over categorical embeddings and scaled numerics."""
+    """MLP (default 256-128-64, ReLU) over categorical embeddings and encoded numerics.
+
+    `dnn_cross` (DNN+Cross) is this class with `use_crosses: true` in its config.
+    """
 
     def __init__(
         self,
@@ -39,28 +42,3 @@ class DNN(CreditModel):
         if self.use_crosses:
             parts.append(self.embed_crosses(batch["x_cross"]).flatten(1))
         return self.mlp(torch.cat(parts, dim=1)).squeeze(-1)
-
-
-class DNNCross(DNN):
-    """The DNN with embeddings of the cross features added to its input (DNN+Cross)."""
-
-    def __init__(
-        self,
-        *,
-        feature_spec: FeatureSpec | dict[str, Any],
-        hidden: Sequence[int] = (256, 128, 64),
-        d_embedding: int = 8,
-        dropout: float = 0.2,
-        use_crosses: bool = True,
-        learning_rate: float = 1e-3,
-        weight_decay: float = 1e-4,
-    ) -> None:
-        super().__init__(
-            feature_spec=feature_spec,
-            hidden=hidden,
-            d_embedding=d_embedding,
-            dropout=dropout,
-            use_crosses=use_crosses,
-            learning_rate=learning_rate,
-            weight_decay=weight_decay,
-        )

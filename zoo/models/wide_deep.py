@@ -19,8 +19,8 @@ from torch import nn
 
 from zoo.data.spec import FeatureSpec
 from zoo.models.base import Batch, CreditModel
-from zoo.models.layers import MLP, FieldEmbedding, OneHotLinear, select
 from zoo.models.linear import WIDE_WEIGHTS_FILE, wide_weights_table
+from zoo.nn import MLP, FieldEmbedding, OneHotLinear, select
 from zoo.outputs import write_csv
 
 
@@ -29,12 +29,10 @@ class WideDeep(CreditModel):
 
     Fields follow `feature_spec.wide` / `.deep` (the paper: structured fields and crosses to the
     wide part, behavioural numerics to the deep part); `use_crosses=False` ignores crosses.
+    `wide_deep_cross` (W&D+Cross, the paper's model) is this class with `use_crosses: true`.
     """
 
     family = "hybrid"
-    # The deep embeddings go undecayed, as in the DNN; the wide one-hot weights are the model's
-    # coefficients and are decayed, as in logistic regression.
-    no_decay = ("bias", "norm", "deep_embed")
 
     def __init__(
         self,
@@ -57,7 +55,7 @@ class WideDeep(CreditModel):
         wide, deep = spec.wide, spec.deep
         if not wide and not deep:  # a spec built without routing: the DataModule's default
             wide = tuple(f.name for f in spec.categorical) + tuple(f.name for f in spec.crosses)
-            deep = tuple(f.name for f in spec.categorical) + spec.numeric
+            deep = tuple(f.name for f in spec.categorical) + spec.numeric_names
         self.wide_index = spec.indices(wide)
         self.deep_index = spec.indices(deep)
         if not use_crosses:  # the plain model sees no crosses, wherever they are routed
@@ -88,25 +86,25 @@ class WideDeep(CreditModel):
         # exported wide weights identifiable only up to a factor, so it is fixed to 1 here.
         self.head = nn.Linear(self.deep.d_out, 1)
 
-    def configure_optimizers(self) -> Any:
-        """The base AdamW groups; with `wide_learning_rate`, the wide weights get their own rate.
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """The base groups; with `wide_learning_rate`, the wide weights get their own rate.
 
         # NOTE: differs from paper (one Adam rate for all); Cheng et al. 2016 train the wide part
         # with its own optimiser (FTRL). One-hot weights need to move much further than the deep
         # weights, and on small sets a single rate leaves them behind while the MLP overfits.
         """
-        optimizer = super().configure_optimizers()
+        groups = super().parameter_groups()
         if self.wide_learning_rate is None:
-            return optimizer
+            return groups
         wide = {id(p) for name, p in self.named_parameters() if name.startswith("wide_")}
-        groups = []
-        for group in optimizer.param_groups:
+        out = []
+        for group in groups:
             for is_wide in (False, True):
                 params = [p for p in group["params"] if (id(p) in wide) == is_wide]
                 if params:
                     lr = self.wide_learning_rate if is_wide else self.learning_rate
-                    groups.append({"params": params, "weight_decay": group["weight_decay"], "lr": lr})
-        return torch.optim.AdamW(groups, lr=self.learning_rate)
+                    out.append({"params": params, "weight_decay": group["weight_decay"], "lr": lr})
+        return out
 
     def wide_logit(self, batch: Batch) -> torch.Tensor:
         """W_wide x_wide: the logistic-regression part, float[B]."""
@@ -147,7 +145,7 @@ class WideDeep(CreditModel):
                 for i, w in zip(self.wide_index["x_cross"], self.wide_crosses.field_weights(), strict=True)
             ],
             numeric=[
-                (spec.numeric[i], w)
+                (spec.numeric[i].name, w)
                 for i, w in zip(self.wide_index["x_num"], self.wide_numeric[0].tolist(), strict=True)
             ],
             intercept=float(self.head.bias.item()),
@@ -156,30 +154,3 @@ class WideDeep(CreditModel):
     def write_artifacts(self, run_dir: Path) -> None:
         """Write `wide_weights.csv`, the wide coefficients sorted by magnitude."""
         write_csv(Path(run_dir) / WIDE_WEIGHTS_FILE, self.wide_weights())
-
-
-class WideDeepCross(WideDeep):
-    """Wide & Deep with cross features in the wide part (W&D+Cross, the paper's model)."""
-
-    def __init__(
-        self,
-        *,
-        feature_spec: FeatureSpec | dict[str, Any],
-        use_crosses: bool = True,
-        hidden: Sequence[int] = (256, 128, 64),
-        d_embedding: int = 8,
-        dropout: float = 0.2,
-        learning_rate: float = 3e-3,
-        wide_learning_rate: float | None = 3e-2,
-        weight_decay: float = 1e-4,
-    ) -> None:
-        super().__init__(
-            feature_spec=feature_spec,
-            use_crosses=use_crosses,
-            hidden=hidden,
-            d_embedding=d_embedding,
-            dropout=dropout,
-            learning_rate=learning_rate,
-            wide_learning_rate=wide_learning_rate,
-            weight_decay=weight_decay,
-        )

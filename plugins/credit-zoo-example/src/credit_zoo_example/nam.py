@@ -15,7 +15,7 @@ from torch import nn
 
 from zoo.data.spec import FeatureSpec
 from zoo.models.base import Batch, CreditModel
-from zoo.models.layers import OneHotLinear
+from zoo.nn import OneHotLinear
 
 
 class FeatureWiseLinear(nn.Module):

@@ -1,0 +1,111 @@
+"""The run manifest: package versions, git SHA, and SHA-256 digests of the data and of every
+artifact, so a run can prove what it was trained on and refuse a corrupted checkpoint."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from zoo.errors import ZooError
+from zoo.outputs import write_json
+
+MANIFEST_FILE = "manifest.json"
+#: Files a run directory holds that are not the run's own artifacts (Hydra's, the job log).
+_NOT_ARTIFACTS = (MANIFEST_FILE, ".hydra")
+
+
+def sha256_file(path: Path, *, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_frame(frame: pd.DataFrame) -> str:
+    """Digest of a frame built in memory (synthetic data): its values, index and column names."""
+    digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
+    digest.update("\x1f".join(map(str, frame.columns)).encode())
+    return digest.hexdigest()
+
+
+def git_sha() -> str | None:
+    """The commit of the credit-zoo source in use, when it runs from a git checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def artifact_digests(run_dir: Path) -> dict[str, str]:
+    """SHA-256 of every file in the run directory but the manifest and Hydra's own files."""
+    out = {}
+    for path in sorted(Path(run_dir).rglob("*")):
+        rel = path.relative_to(run_dir)
+        if (
+            not path.is_file()
+            or rel.parts[0] in _NOT_ARTIFACTS
+            or rel.suffix == ".log"
+            or rel.name.startswith(".")
+        ):
+            continue
+        out[rel.as_posix()] = sha256_file(path)
+    return out
+
+
+def write_manifest(run_dir: Path, *, data: dict[str, Any], versions: dict[str, str]) -> dict[str, Any]:
+    """Write `manifest.json`, the last file of a run: it digests everything written before it."""
+    manifest = {
+        "format": "credit-zoo.manifest/1",
+        "versions": versions,
+        "git_sha": git_sha(),
+        "data": data,
+        "artifacts": artifact_digests(run_dir),
+    }
+    write_json(Path(run_dir) / MANIFEST_FILE, manifest)
+    return manifest
+
+
+def read_manifest(run_dir: Path) -> dict[str, Any]:
+    path = Path(run_dir) / MANIFEST_FILE
+    if not path.is_file():
+        raise ZooError(
+            f"{str(path)!r} does not exist: {str(run_dir)!r} is not a finished credit-zoo run directory"
+        )
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ZooError(f"manifest {str(path)!r} could not be read: {err}") from None
+
+
+def verify(run_dir: Path, name: str, manifest: dict[str, Any] | None = None) -> Path:
+    """The path of artifact `name` after checking its SHA-256 against the manifest."""
+    manifest = manifest if manifest is not None else read_manifest(run_dir)
+    path = Path(run_dir) / name
+    expected = manifest.get("artifacts", {}).get(name)
+    if expected is None:
+        raise ZooError(
+            f"{name!r} is not listed in {str(Path(run_dir) / MANIFEST_FILE)!r}; refusing to load it"
+        )
+    if not path.is_file():
+        raise ZooError(f"artifact {str(path)!r} is missing from the run directory")
+    actual = sha256_file(path)
+    if actual != expected:
+        raise ZooError(
+            f"artifact {str(path)!r} is corrupted or was changed after the run: SHA-256 {actual[:12]}..., "
+            f"expected {expected[:12]}... from the manifest; refusing to load it"
+        )
+    return path

@@ -1,0 +1,138 @@
+"""Base for models fitted once outside gradient descent (boosted trees, forests, rule sets).
+
+A subclass implements only `fit_model`, `predict_logit`, `dump` and `load`; this base gathers
+the training and validation rows, hands them over in the data's own terms (`raw_frame`), takes
+no optimiser steps, and stores the fitted model in the checkpoint as bytes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+
+from zoo.data.spec import MISSING_INDEX, FeatureSpec
+from zoo.models.base import Batch, CreditModel
+
+Arrays = dict[str, np.ndarray]
+CHECKPOINT_KEY = "fitted_model"
+
+
+def gather(loader: Any) -> Arrays:
+    """All batches of a loader as one set of NumPy arrays."""
+    parts: dict[str, list[np.ndarray]] = {}
+    for batch in loader:
+        for key, value in batch.items():
+            parts.setdefault(key, []).append(value.detach().cpu().numpy())
+    return {key: np.concatenate(values) for key, values in parts.items()}
+
+
+def raw_frame(spec: FeatureSpec, arrays: Arrays, *, crosses: bool = False) -> pd.DataFrame:
+    """The rows in the data's own terms: category labels (missing as None) and raw numerics
+    (missing as NaN). Without `x_raw`, numerics are decoded from the encoded (imputed) values."""
+    columns: dict[str, Any] = {}
+    for j, field in enumerate(spec.categorical):
+        labels = np.array([field.label(i) for i in range(field.cardinality)], dtype=object)
+        values = labels[arrays["x_cat"][:, j]]
+        values[arrays["x_cat"][:, j] == MISSING_INDEX] = None
+        columns[field.name] = values
+    if crosses:
+        for j, cross in enumerate(spec.crosses):
+            labels = np.array([cross.label(i) for i in range(cross.cardinality)], dtype=object)
+            columns[cross.name] = labels[arrays["x_cross"][:, j]]
+    for j, numeric in enumerate(spec.raw_numeric):
+        if "x_raw" in arrays:
+            columns[numeric.name] = arrays["x_raw"][:, j].astype(np.float64)
+        else:
+            columns[numeric.name] = numeric.decode(arrays["x_num"][:, spec.numeric.index(numeric)])
+    return pd.DataFrame(columns, index=pd.RangeIndex(len(arrays["y"])))
+
+
+class TreeModel(CreditModel):
+    """A model fitted in one pass on the training split, with the validation split for early
+    stopping; subclasses implement `fit_model`, `predict_logit`, `dump` and `load`."""
+
+    family: ClassVar[str] = "tree"
+    uses_raw_values: ClassVar[bool] = True
+
+    def __init__(self, *, feature_spec: FeatureSpec | dict[str, Any], learning_rate: float = 0.1) -> None:
+        super().__init__(feature_spec=feature_spec, learning_rate=learning_rate)
+        self.automatic_optimization = False
+        self.fitted: Any = None
+
+    # --- what a subclass implements ---------------------------------------------------------
+
+    def fit_model(self, train: Arrays, val: Arrays) -> Any:  # pragma: no cover - abstract
+        """Fit on the training arrays (validation for early stopping); return the fitted model."""
+        raise NotImplementedError
+
+    def predict_logit(self, arrays: Arrays) -> np.ndarray:  # pragma: no cover - abstract
+        """Log-odds of default for each row of `arrays`, float[B]."""
+        raise NotImplementedError
+
+    def dump(self) -> bytes:  # pragma: no cover - abstract
+        """The fitted model as bytes (its library's own format, not pickle)."""
+        raise NotImplementedError
+
+    def load(self, blob: bytes) -> Any:  # pragma: no cover - abstract
+        """The fitted model from `dump`'s bytes."""
+        raise NotImplementedError
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def raw_frame(self, arrays: Arrays, *, crosses: bool = False) -> pd.DataFrame:
+        return raw_frame(self.feature_spec, arrays, crosses=crosses)
+
+    @property
+    def seed(self) -> int:
+        """The run's seed (set by `seed_everything`), for the library's own random state."""
+        return int(torch.initial_seed() % (2**31))
+
+    # --- the Lightning side -----------------------------------------------------------------
+
+    def _fit_once(self, train_loader: Any, val_loader: Any) -> None:
+        if self.fitted is None:
+            self.fitted = self.fit_model(gather(train_loader), gather(val_loader))
+
+    def on_fit_start(self) -> None:
+        dm = getattr(self.trainer, "datamodule", None)
+        if dm is not None:
+            self._fit_once(dm.train_dataloader(), dm.val_dataloader())
+
+    def on_train_start(self) -> None:  # plain dataloaders, no DataModule
+        self._fit_once(self.trainer.train_dataloader, self.trainer.val_dataloaders)
+
+    def training_step(self, batch: Batch, batch_idx: int) -> None:  # type: ignore[override]
+        return None
+
+    def on_train_epoch_end(self) -> None:
+        self.trainer.should_stop = True  # fitted in one pass
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        if self.fitted is not None:  # not before the fit (sanity check without a DataModule)
+            super().validation_step(batch, batch_idx)
+
+    def on_validation_epoch_end(self) -> None:
+        if self.fitted is not None:
+            super().on_validation_epoch_end()
+
+    def configure_optimizers(self) -> None:
+        return None
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        if self.fitted is None:
+            raise RuntimeError(f"{type(self).__name__} is not fitted yet")
+        arrays = {k: v.detach().cpu().numpy() for k, v in batch.items()}
+        logit = np.asarray(self.predict_logit(arrays), dtype=np.float32).reshape(-1)
+        return torch.as_tensor(logit, device=batch["y"].device)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.fitted is not None:
+            checkpoint[CHECKPOINT_KEY] = self.dump()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        blob = checkpoint.get(CHECKPOINT_KEY)
+        if blob is not None:
+            self.fitted = self.load(blob)

@@ -1,0 +1,151 @@
+"""Numeric-feature embeddings: float[B, n] -> float[B, n, d].
+
+Linear tokens as in FT-Transformer (Gorishniy et al. 2021); periodic and piecewise-linear
+embeddings from Gorishniy et al. 2022, "On Embeddings for Numerical Features in Tabular Deep
+Learning", through the authors' `rtdl_num_embeddings` package.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Literal
+
+import rtdl_num_embeddings
+import torch
+from torch import nn
+
+NumericEmbeddingKind = Literal["linear", "periodic", "piecewise_linear"]
+KINDS: tuple[str, ...] = ("linear", "periodic", "piecewise_linear")
+
+
+class NumericTokenizer(nn.Module):
+    """Per-field linear tokens x_j W_j + b_j: float[B, n] -> float[B, n, d] (FT-Transformer, Eq. 1).
+
+    With no fields there are no parameters and the output is float[B, 0, d].
+    """
+
+    weight: nn.Parameter | None
+    bias: nn.Parameter | None
+
+    def __init__(self, n_features: int, d_token: int, *, bias: bool = True) -> None:
+        super().__init__()
+        if n_features < 0:
+            raise ValueError(f"n_features={n_features}, expected an integer >= 0")
+        if d_token < 1:
+            raise ValueError(f"d_token={d_token}, expected a positive integer")
+        self.n_features = n_features
+        self.d_token = d_token
+        bound = d_token**-0.5  # the uniform(-1/sqrt(d), 1/sqrt(d)) initialisation of rtdl
+        self.weight = self.bias = None  # no parameters without fields: unused ones break DDP
+        if n_features:
+            self.weight = nn.Parameter(torch.empty(n_features, d_token).uniform_(-bound, bound))
+        if n_features and bias:
+            self.bias = nn.Parameter(torch.empty(n_features, d_token).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 2 or x.shape[1] != self.n_features:
+            raise ValueError(f"x.shape={tuple(x.shape)}, expected [batch, {self.n_features}]")
+        if self.weight is None:
+            return x.new_zeros(x.shape[0], 0, self.d_token)
+        tokens = x[..., None] * self.weight
+        return tokens if self.bias is None else tokens + self.bias
+
+
+def bins_from_edges(edges: Sequence[Sequence[float] | torch.Tensor]) -> list[torch.Tensor]:
+    """Per-field bin edges in rtdl's format (sorted, distinct, >= 2 per field) from quantile edges.
+
+    Duplicate edges (quantiles of a discrete field) are dropped; a field with a single distinct
+    edge (a constant field) gets [v - 1, v + 1], one bin, which rtdl treats as min-max scaling.
+    """
+    bins = []
+    for i, field_edges in enumerate(edges):
+        values = torch.as_tensor(field_edges, dtype=torch.float32).flatten().unique()  # sorted
+        if values.numel() == 0:
+            raise ValueError(f"edges[{i}] is empty, expected at least one bin edge per field")
+        if not values.isfinite().all():
+            raise ValueError(f"edges[{i}]={values.tolist()}, expected finite bin edges")
+        if values.numel() == 1:
+            values = torch.cat([values - 1, values + 1])
+        bins.append(values)
+    return bins
+
+
+class NumericEmbedding(nn.Module):
+    """Numeric embeddings of Gorishniy et al. 2022: float[B, n] -> float[B, n, d].
+
+    `kind` is "linear" (FT-Transformer tokens, plus ReLU when `activation`: the paper's LR),
+    "periodic" (Section 3.3, PLR with the default ReLU) or "piecewise_linear" (Section 3.2, needs
+    `bins`). `activation=None` takes the recommended default: True for periodic, False otherwise.
+    `lite` (periodic: one shared output layer) and `version="B"` (piecewise-linear: a linear term plus
+    a zero-initialised piecewise part) come from the authors' later TabR and TabM papers.
+    """
+
+    embedding: nn.Module | None
+
+    def __init__(
+        self,
+        kind: NumericEmbeddingKind,
+        n_features: int,
+        d_embedding: int,
+        *,
+        bins: Sequence[Sequence[float] | torch.Tensor] | None = None,
+        activation: bool | None = None,
+        n_frequencies: int = 48,
+        frequency_init_scale: float = 0.01,
+        lite: bool = False,
+        version: Literal["A", "B"] = "B",
+    ) -> None:
+        super().__init__()
+        if kind not in KINDS:
+            raise ValueError(f"kind={kind!r}, expected one of {list(KINDS)}")
+        if n_features < 0:
+            raise ValueError(f"n_features={n_features}, expected an integer >= 0")
+        if d_embedding < 1:
+            raise ValueError(f"d_embedding={d_embedding}, expected a positive integer")
+        if n_frequencies < 1:
+            raise ValueError(f"n_frequencies={n_frequencies}, expected a positive integer")
+        if not (frequency_init_scale > 0 and math.isfinite(frequency_init_scale)):
+            raise ValueError(f"frequency_init_scale={frequency_init_scale}, expected a positive number")
+        if version not in ("A", "B"):
+            raise ValueError(f"version={version!r}, expected 'A' or 'B'")
+        if activation is None:
+            activation = kind == "periodic"
+        if kind == "periodic" and lite and not activation:
+            raise ValueError(f"lite={lite}, activation={activation}: lite periodic embeddings need the ReLU")
+        if kind == "piecewise_linear":
+            if bins is None:
+                raise ValueError("kind='piecewise_linear' needs bins, the bin edges of each field")
+            if len(bins) != n_features:
+                raise ValueError(f"len(bins)={len(bins)}, expected one list of edges per field: {n_features}")
+        self.kind = kind
+        self.n_features = n_features
+        self.d_embedding = d_embedding
+        self.activation = activation
+        self.embedding = None
+        if n_features == 0:  # no parameters at all: a parameter without gradient breaks DDP
+            return
+        if kind == "linear":
+            tokenizer = NumericTokenizer(n_features, d_embedding)
+            self.embedding = nn.Sequential(tokenizer, nn.ReLU()) if activation else tokenizer
+        elif kind == "periodic":
+            self.embedding = rtdl_num_embeddings.PeriodicEmbeddings(
+                n_features,
+                d_embedding,
+                n_frequencies=n_frequencies,
+                frequency_init_scale=frequency_init_scale,
+                activation=activation,
+                lite=lite,
+            )
+        else:
+            assert bins is not None
+            self.embedding = rtdl_num_embeddings.PiecewiseLinearEmbeddings(
+                bins_from_edges(bins), d_embedding, activation=activation, version=version
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 2 or x.shape[1] != self.n_features:
+            raise ValueError(f"x.shape={tuple(x.shape)}, expected [batch, {self.n_features}]")
+        if self.embedding is None:
+            return x.new_zeros(x.shape[0], 0, self.d_embedding)
+        return self.embedding(x)

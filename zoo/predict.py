@@ -1,0 +1,226 @@
+"""`zoo predict RUN_DIR FILE`: score a new file with a finished run's saved preprocessing and
+best checkpoint, checked against the run's manifest and its training schema."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from omegaconf import OmegaConf
+
+from zoo import registry
+from zoo.data.batches import DeviceBatches
+from zoo.data.preprocess import Preprocessor
+from zoo.data.validate import check_features
+from zoo.errors import ZooError
+from zoo.manifest import read_manifest, verify
+from zoo.outputs import CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, PREPROCESSING_FILE
+
+CHUNK_ROWS = 200_000
+
+
+@dataclass
+class Run:
+    """A finished run, loaded for scoring: its config, preprocessing, model and threshold."""
+
+    run_dir: Path
+    config: Any
+    preprocessor: Preprocessor
+    schema: dict[str, Any]
+    model: Any
+    threshold: float
+
+
+def load_run(run_dir: Path | str, *, device: str = "cpu") -> Run:
+    """Load a run directory; every artifact read is first checked against the manifest."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ZooError(f"run directory {str(run_dir)!r} does not exist")
+    manifest = read_manifest(run_dir)
+    saved = json.loads(verify(run_dir, PREPROCESSING_FILE, manifest).read_text())
+    config = OmegaConf.load(verify(run_dir, CONFIG_FILE, manifest))
+    metrics = json.loads(verify(run_dir, METRICS_FILE, manifest).read_text())
+    checkpoint = verify(run_dir, CHECKPOINT_FILE, manifest)
+    cls = registry.get(str(config.model.name))
+    model = cls.load_from_checkpoint(checkpoint, map_location=device, weights_only=True)
+    model.eval()
+    schema = {k: saved.get(k) for k in ("target", "id_column", "ignored")}
+    return Run(run_dir, config, Preprocessor.from_dict(saved), schema, model, float(metrics["threshold"]))
+
+
+@dataclass
+class ScoreSummary:
+    """What scoring saw: rows, ignored extra columns, unseen categories per field."""
+
+    rows: int = 0
+    extra_columns: list[str] = field(default_factory=list)
+    unseen: dict[str, int] = field(default_factory=dict)
+
+    def lines(self) -> list[str]:
+        out = [f"scored {self.rows} rows"]
+        if self.extra_columns:
+            out.append(f"ignored columns not used by the model: {', '.join(self.extra_columns)}")
+        unseen = {k: v for k, v in self.unseen.items() if v}
+        if unseen:
+            out.append("categories unseen in training (scored as 'unseen'), rows per field:")
+            out.extend(f"  {name}: {count}" for name, count in sorted(unseen.items(), key=lambda kv: -kv[1]))
+        return out
+
+
+def check_schema(run: Run, columns: list[str]) -> list[str]:
+    """The extra columns of a file to score; a column the model needs is an error."""
+    needed = run.preprocessor.columns
+    missing = [c for c in needed if c not in columns]
+    if missing:
+        raise ZooError(
+            f"column {missing[0]!r} is missing from the file to score; the model needs: {', '.join(needed)}"
+        )
+    return [c for c in columns if c not in needed]
+
+
+@torch.no_grad()
+def score_frame(
+    run: Run, frame: pd.DataFrame, *, batch_size: int = 8192
+) -> tuple[np.ndarray, dict[str, int]]:
+    """Probabilities of default for the rows of `frame`, and unseen-category counts per field."""
+    roles = {c: "categorical" for c in run.preprocessor.categorical}
+    roles.update({c: "numeric" for c in run.preprocessor.numeric})
+    features = check_features(frame, roles, allow_empty=True)
+    arrays = run.preprocessor.transform(features, raw=bool(getattr(run.model, "uses_raw_values", False)))
+    arrays["y"] = np.zeros(len(frame), dtype=np.float32)
+    arrays["row"] = np.arange(len(frame), dtype=np.int64)
+    device = next((p.device for p in run.model.parameters()), torch.device("cpu"))
+    tensors = {k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in arrays.items()}
+    probs = [
+        run.model.predict_step(batch, i)["prob"].float().cpu().numpy()
+        for i, batch in enumerate(DeviceBatches(tensors, batch_size=batch_size))
+    ]
+    out = np.concatenate(probs) if probs else np.zeros(0, dtype=np.float32)
+    return out, dict(run.preprocessor.unseen_)
+
+
+def read_chunks(path: Path, chunk_rows: int) -> tuple[list[str], Iterator[pd.DataFrame]]:
+    """The file's columns and its rows in chunks (CSV or Parquet), without reading it whole."""
+    if not path.is_file():
+        raise ZooError(f"file to score {str(path)!r} does not exist")
+    suffixes = "".join(path.suffixes).lower()
+    try:
+        if suffixes.endswith((".parquet", ".pq")):
+            import pyarrow.parquet as pq
+
+            handle = pq.ParquetFile(path)
+            columns = list(handle.schema_arrow.names)
+            return columns, (b.to_pandas() for b in handle.iter_batches(batch_size=chunk_rows))
+        if suffixes.endswith((".csv", ".csv.gz", ".csv.zip", ".csv.bz2", ".txt")):
+            columns = list(pd.read_csv(path, nrows=0).columns)
+            return columns, iter(pd.read_csv(path, chunksize=chunk_rows, low_memory=False))
+    except (OSError, ValueError, UnicodeDecodeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ZooError(f"file to score {str(path)!r} could not be read: {first}") from None
+    raise ZooError(
+        f"file to score {str(path)!r} has suffix {suffixes or '(none)'!r}, expected .csv or .parquet"
+    )
+
+
+def predict_file(
+    run_dir: Path | str,
+    file: Path | str,
+    out: Path | str,
+    *,
+    chunk_rows: int = CHUNK_ROWS,
+    progress: bool | None = None,
+) -> ScoreSummary:
+    """Score `file` chunk by chunk into `out` (Parquet or CSV): row, id, prob, decision.
+
+    `row` is the position in the file, `id` the dataset's id column (when it has one), and
+    `decision` 1 where the probability reaches the run's threshold. `out` appears only when
+    every row is scored.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from tqdm.auto import tqdm
+
+    run = load_run(run_dir)
+    file, out = Path(file), Path(out)
+    if out.resolve() == file.resolve():
+        raise ZooError(f"--out {str(out)!r} is the file being scored; choose another path")
+    out_suffix = out.suffix.lower()
+    if out_suffix not in (".parquet", ".csv"):
+        raise ZooError(f"--out {str(out)!r} has suffix {out_suffix or '(none)'!r}, expected .parquet or .csv")
+    columns, chunks = read_chunks(file, chunk_rows)
+    summary = ScoreSummary(extra_columns=check_schema(run, columns))
+    id_column = run.schema.get("id_column")
+    show = sys.stderr.isatty() if progress is None else progress
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    writer: Any = None
+    try:
+        with tqdm(desc="scoring", unit="rows", disable=not show) as bar:
+            for chunk in chunks:
+                prob, unseen = score_frame(run, chunk)
+                scores = pd.DataFrame(
+                    {"row": np.arange(summary.rows, summary.rows + len(chunk), dtype=np.int64)}
+                )
+                if id_column and id_column in chunk.columns:
+                    scores["id"] = chunk[id_column].to_numpy()
+                scores["prob"] = prob
+                scores["decision"] = (prob >= run.threshold).astype(np.int8)
+                for name, count in unseen.items():
+                    summary.unseen[name] = summary.unseen.get(name, 0) + count
+                summary.rows += len(chunk)
+                if out_suffix == ".csv":
+                    scores.to_csv(tmp, mode="a", header=writer is None, index=False)
+                    writer = True
+                else:
+                    table = pa.Table.from_pandas(scores, preserve_index=False)
+                    if writer is None:
+                        writer = pq.ParquetWriter(tmp, table.schema)
+                    writer.write_table(table)
+                bar.update(len(chunk))
+        if writer is None:
+            raise ZooError(f"file to score {str(file)!r} has no data rows")
+        if writer is not True:
+            writer.close()
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, out)
+    except BaseException:
+        if writer not in (None, True):
+            writer.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="zoo predict", description="Score a file with a finished run.")
+    parser.add_argument("run_dir", type=Path, help="a run directory written by zoo-train")
+    parser.add_argument("file", type=Path, help="CSV or Parquet file with the training columns")
+    parser.add_argument("--out", type=Path, default=Path("scores.parquet"), help="output .parquet or .csv")
+    parser.add_argument("--chunk-rows", type=int, default=CHUNK_ROWS, help="rows scored at a time")
+    args = parser.parse_args(argv)
+    if args.chunk_rows < 1:
+        print(f"error: --chunk-rows={args.chunk_rows}, expected a positive integer", file=sys.stderr)
+        return 2
+    try:
+        summary = predict_file(args.run_dir, args.file, args.out, chunk_rows=args.chunk_rows)
+    except ZooError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for line in summary.lines():
+        print(line)
+    print(f"scores: {args.out}")
+    return 0
