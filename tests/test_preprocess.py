@@ -155,3 +155,100 @@ def test_labels_name_every_category_and_cross_index():
         assert labels["city"][arrays["x_cat"][i, 0]] == city
         assert labels["job"][arrays["x_cat"][i, 1]] == row["job"]
         assert labels["city*job"][arrays["x_cross"][i, 0]] == f"{city}|{row['job']}"
+
+
+# --- category keys do not depend on the column's dtype; the fitted state saves as JSON
+
+
+def test_the_same_values_map_to_the_same_indices_whatever_the_dtype():
+    values = [1, 2, 3, 2, 1, 3]
+    train = pd.DataFrame({"code": values})
+    pre = Preprocessor(categorical=["code"], numeric=[]).fit(train)
+    expected = pre.transform(train)["x_cat"][:, 0]
+    assert (expected >= 2).all()
+    forms = {
+        "int": pd.Series(values),
+        "float with NaN": pd.Series([*values, np.nan], dtype=float),
+        "string": pd.Series([f" {v}" for v in values]),
+        "category": pd.Series(values, dtype="category"),
+        "object mix": pd.Series([1, 2.0, "3", "2 ", 1.0, 3], dtype=object),
+    }
+    for name, column in forms.items():
+        got = pre.transform(pd.DataFrame({"code": column}))["x_cat"][:, 0]
+        np.testing.assert_array_equal(got[:6], expected, err_msg=name)
+        if len(column) > 6:
+            assert got[6] == MISSING_INDEX
+    # Fitted on float-with-NaN (one blank in a CSV), scoring plain ints still matches.
+    floats = Preprocessor(categorical=["code"], numeric=[]).fit(
+        pd.DataFrame({"code": [*map(float, values), np.nan]})
+    )
+    np.testing.assert_array_equal(floats.transform(train)["x_cat"][:, 0], expected)
+    booleans = Preprocessor(categorical=["flag"], numeric=[]).fit(pd.DataFrame({"flag": [True, False, True]}))
+    text = booleans.transform(pd.DataFrame({"flag": ["True", "False", None]}))["x_cat"][:, 0]
+    assert list(text[:2]) == list(booleans.transform(pd.DataFrame({"flag": [True, False]}))["x_cat"][:, 0])
+    assert text[2] == MISSING_INDEX
+
+
+@pytest.mark.parametrize("encoding", ["standard", "robust", "quantile_normal", "none"])
+def test_saved_preprocessing_transforms_exactly_as_the_fitted_one(encoding):
+    import json
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "city": rng.choice(["a", "b", "c", None], 300),
+            "job": rng.choice(["x", "y"], 300),
+            "income": np.where(rng.random(300) < 0.1, np.nan, rng.lognormal(10, 1, 300)),
+            "flag": rng.integers(0, 2, 300).astype(float),
+        }
+    )
+    pre = Preprocessor(
+        categorical=["city", "job"],
+        numeric=["income", "flag"],
+        crosses=[["city", "job"]],
+        numeric_encoding=encoding,
+    ).fit(frame.iloc[:200])
+    saved = json.loads(json.dumps(pre.to_dict()))  # through JSON text: no pickle, no numpy types
+    loaded = Preprocessor.from_dict(saved)
+    for raw in (False, True):
+        a, b = pre.transform(frame, raw=raw), loaded.transform(frame, raw=raw)
+        assert a.keys() == b.keys()
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    assert loaded.feature_spec() == pre.feature_spec()
+    assert {"numpy", "pandas"} <= set(saved["versions"])
+
+
+@pytest.mark.parametrize("encoding", ["standard", "robust", "quantile_normal"])
+def test_numeric_fields_turn_encoded_values_back_into_raw_units(encoding):
+    rng = np.random.default_rng(1)
+    months = rng.integers(4, 72, 500).astype(float)
+    pre = Preprocessor(categorical=[], numeric=["duration"], numeric_encoding=encoding).fit(
+        pd.DataFrame({"duration": months})
+    )
+    field = pre.feature_spec().numeric[0]
+    assert field.encoding == encoding
+    raw = np.array([6.0, 12.0, 24.0, 48.0])
+    encoded = pre.transform(pd.DataFrame({"duration": raw}))["x_num"][:, 0]
+    np.testing.assert_allclose(field.decode(encoded), raw, rtol=0.02)
+    if encoding == "quantile_normal":  # roughly standard normal on the training rows
+        z = pre.transform(pd.DataFrame({"duration": months}))["x_num"][:, 0]
+        assert abs(z.mean()) < 0.1 and 0.8 < z.std() < 1.2
+    assert len(field.bin_edges()) > 10  # bins for piecewise-linear embeddings
+
+
+def test_robust_encoding_clips_outliers_at_training_quantiles():
+    values = np.r_[np.linspace(0, 1, 999), 1e9]
+    pre = Preprocessor(categorical=[], numeric=["amount"], numeric_encoding="robust").fit(
+        pd.DataFrame({"amount": values})
+    )
+    encoded = pre.transform(pd.DataFrame({"amount": [1e12, -1e12]}))["x_num"][:, 0]
+    assert np.abs(encoded).max() < 5
+    with pytest.raises(ZooError, match="numeric encoding 'log' for 'amount'"):
+        Preprocessor(categorical=[], numeric=["amount"], numeric_encoding="log").fit(
+            pd.DataFrame({"amount": values})
+        )
+    with pytest.raises(ZooError, match="numeric_encoding names 'nope'"):
+        Preprocessor(categorical=[], numeric=["amount"], numeric_encoding={"nope": "robust"}).fit(
+            pd.DataFrame({"amount": values})
+        )
