@@ -30,6 +30,7 @@ def test_ddp_on_two_cpu_processes_trains_and_scores_once(tmp_path):
             "-m",
             "zoo.train",
             "model=lr",
+            "optim=adamw",  # L-BFGS is single-process (its line search would differ per rank)
             "trainer=ddp",
             "trainer.accelerator=cpu",
             "trainer.devices=2",
@@ -45,6 +46,7 @@ def test_ddp_on_two_cpu_processes_trains_and_scores_once(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads((run_dir / "metrics.json").read_text())
+    assert "predictions.parquet" in json.loads((run_dir / "manifest.json").read_text())["artifacts"]
     assert result["rows"] == {"train": 600, "val": 200, "test": 200}
     assert 0.5 < result["test"]["auc"] <= 1.0 and math.isfinite(result["test"]["logloss"])
     assert (run_dir / "checkpoints" / "best.ckpt").is_file()

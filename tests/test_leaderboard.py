@@ -24,7 +24,7 @@ from zoo.leaderboard import (
 )
 
 METRIC_NAMES = ["auc", "accuracy", "ks", "gmean", "precision", "recall", "f1", "f1_macro"]
-METRIC_NAMES += ["brier", "logloss"]
+METRIC_NAMES += ["brier", "logloss", "ece"]
 MODELS = ["lr", "dnn"]
 DATASETS = ["german", "taiwan"]
 SEEDS = [0, 1, 2]
@@ -48,6 +48,7 @@ def split_metrics(auc: float) -> dict[str, float]:
         "f1_macro": auc - 0.1,
         "brier": 0.4 - auc / 3,
         "logloss": 1.3 - auc,
+        "ece": 0.9 - auc,
     }
 
 
@@ -163,7 +164,7 @@ def test_one_seed_gives_nan_std_and_the_mean_alone(tmp_path: Path) -> None:
 
 def test_unknown_metric_lists_the_available_names(multirun: Path) -> None:
     runs = collect_runs(multirun)
-    with pytest.raises(ValueError, match=r"'aucc'.*available: accuracy, auc, brier, f1, f1_macro"):
+    with pytest.raises(ValueError, match=r"'aucc'.*available: accuracy, auc, brier, ece, f1, f1_macro"):
         summarise(runs, ["aucc"])
 
 

@@ -48,7 +48,19 @@ def reference(probs: np.ndarray, labels: np.ndarray, threshold: float) -> dict[s
         "f1_macro": skm.f1_score(y, pred, average="macro", zero_division=0),
         "brier": float(np.mean((p - y) ** 2)),
         "logloss": float(-np.mean(y * np.log(clipped) + (1 - y) * np.log(1 - clipped))),
+        "ece": _ece_loop(p, y, n_bins=10),
     }
+
+
+def _ece_loop(p: np.ndarray, y: np.ndarray, n_bins: int) -> float:
+    """ECE by a plain loop over equal-width bins [i/n, (i+1)/n), the last one closed."""
+    total = 0.0
+    for i in range(n_bins):
+        upper_ok = (p <= 1.0) if i == n_bins - 1 else (p < (i + 1) / n_bins)
+        inside = (p >= i / n_bins) & upper_ok
+        if inside.any():
+            total += inside.sum() * abs(y[inside].mean() - p[inside].mean())
+    return float(total / len(p))
 
 
 def assert_matches(got: dict[str, float], want: dict[str, float]) -> None:
@@ -71,7 +83,7 @@ def scored(seed: int, n: int = 600, ties: bool = False) -> tuple[np.ndarray, np.
 
 def test_collection_keys_are_metric_names() -> None:
     expected = ["auc", "accuracy", "ks", "gmean", "precision", "recall", "f1", "f1_macro"]
-    expected += ["brier", "logloss"]
+    expected += ["brier", "logloss", "ece"]
     assert tuple(expected) == METRIC_NAMES
     # MetricCollection keeps its keys sorted; compute_metrics returns METRIC_NAMES order.
     assert sorted(str(k) for k in make_collection()) == sorted(METRIC_NAMES)

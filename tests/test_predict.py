@@ -57,7 +57,7 @@ def test_predicting_the_original_file_reproduces_the_run_predictions(runs, tmp_p
     assert len(merged) == len(saved) == 400
     np.testing.assert_array_equal(merged["prob_run"].to_numpy(), merged["prob_scored"].to_numpy())
     threshold = json.loads((runs[model] / "metrics.json").read_text())["threshold"]
-    np.testing.assert_array_equal(scores["decision"], (scores["prob"] >= threshold).astype(np.int8))
+    np.testing.assert_array_equal(scores["decision"], (scores["prob"] > threshold).astype(np.int8))
 
 
 def test_a_missing_column_is_named_and_nothing_is_written(runs, tmp_path):

@@ -24,7 +24,7 @@ from zoo.errors import ZooError
 
 SPLITS = ("train", "val", "test")
 DEFAULT_METRICS = ["auc", "ks", "f1", "brier"]
-LOWER_IS_BETTER = frozenset({"brier", "logloss"})
+LOWER_IS_BETTER = frozenset({"brier", "logloss", "ece"})
 """Metrics where smaller is better: they sort ascending and their panels say so."""
 
 _RUN_FIELDS = (

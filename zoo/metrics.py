@@ -31,6 +31,7 @@ from zoo.errors import ZooError
 __all__ = [
     "LOGLOSS_EPS",
     "METRIC_NAMES",
+    "BinaryECE",
     "BinaryGMean",
     "BinaryKS",
     "BinaryLogLoss",
@@ -50,6 +51,7 @@ METRIC_NAMES: tuple[str, ...] = (
     "f1_macro",
     "brier",
     "logloss",
+    "ece",
 )
 
 # Probabilities are clamped to [eps, 1 - eps] for log-loss; 1e-7 is about float32
@@ -146,6 +148,39 @@ class BinaryLogLoss(torchmetrics.Metric):
         return (self.sum_loss / self.total).to(torch.get_default_dtype())
 
 
+class BinaryECE(torchmetrics.Metric):
+    """Expected calibration error over `n_bins` equal-width bins of P(default): the count-weighted
+    mean |observed bad rate - mean predicted|. Bin i holds floor(p * n_bins) == i (1 in the last),
+    as `zoo.calibration.reliability_table`; accumulation is in float64."""
+
+    is_differentiable = False
+    higher_is_better = False
+    full_state_update = False
+
+    count: torch.Tensor
+    sum_prob: torch.Tensor
+    sum_target: torch.Tensor
+
+    def __init__(self, *, n_bins: int = 10, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 1:
+            raise ZooError(f"n_bins must be an integer >= 1, got {n_bins!r}")
+        self.n_bins = n_bins
+        for name in ("count", "sum_prob", "sum_target"):
+            self.add_state(name, default=torch.zeros(n_bins, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        p = preds.detach().double().reshape(-1)
+        which = (p * self.n_bins).long().clamp(0, self.n_bins - 1)
+        self.count.index_add_(0, which, torch.ones_like(p))
+        self.sum_prob.index_add_(0, which, p)
+        self.sum_target.index_add_(0, which, target.detach().double().reshape(-1))
+
+    def compute(self) -> torch.Tensor:
+        gap = (self.sum_target - self.sum_prob).abs()  # = count * |observed - predicted|
+        return (gap.sum() / self.count.sum()).to(torch.get_default_dtype())
+
+
 class _BinaryMacroF1(MulticlassF1Score):
     """Macro F1 over both classes (default and non-default) from probabilities.
 
@@ -207,6 +242,7 @@ def make_collection(threshold: float = 0.5, *, sync: bool = True) -> torchmetric
         "f1_macro": _BinaryMacroF1(threshold=t, zero_division=0, **kw),
         "brier": MeanSquaredError(**kw),
         "logloss": BinaryLogLoss(**kw),
+        "ece": BinaryECE(**kw),
     }
     return _LabelCollection({name: metrics[name] for name in METRIC_NAMES})
 

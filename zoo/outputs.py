@@ -19,6 +19,8 @@ PREDICTIONS_FILE = "predictions.parquet"
 PREPROCESSING_FILE = "preprocessing.json"
 CONFIG_FILE = "config.yaml"
 CHECKPOINT_FILE = "checkpoints/best.ckpt"
+CALIBRATION_FILE = "calibration.json"
+RELIABILITY_FILE = "reliability.csv"
 
 
 def write_atomic(path: Path, write: Callable[[Path], Any]) -> Path:

@@ -19,12 +19,13 @@ import torch
 from omegaconf import OmegaConf
 
 from zoo import registry
+from zoo.calibration import calibrator_from_dict
 from zoo.data.batches import DeviceBatches
 from zoo.data.preprocess import Preprocessor
 from zoo.data.validate import check_features
 from zoo.errors import ZooError
 from zoo.manifest import read_manifest, verify
-from zoo.outputs import CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, PREPROCESSING_FILE
+from zoo.outputs import CALIBRATION_FILE, CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, PREPROCESSING_FILE
 
 CHUNK_ROWS = 200_000
 
@@ -39,6 +40,7 @@ class Run:
     schema: dict[str, Any]
     model: Any
     threshold: float
+    calibrator: Any = None
 
 
 def load_run(run_dir: Path | str, *, device: str = "cpu") -> Run:
@@ -55,7 +57,11 @@ def load_run(run_dir: Path | str, *, device: str = "cpu") -> Run:
     model = cls.load_from_checkpoint(checkpoint, map_location=device, weights_only=True)
     model.eval()
     schema = {k: saved.get(k) for k in ("target", "id_column", "ignored")}
-    return Run(run_dir, config, Preprocessor.from_dict(saved), schema, model, float(metrics["threshold"]))
+    calibrator = None
+    if metrics.get("calibration"):
+        calibrator = calibrator_from_dict(json.loads(verify(run_dir, CALIBRATION_FILE, manifest).read_text()))
+    threshold = float(metrics["threshold"])
+    return Run(run_dir, config, Preprocessor.from_dict(saved), schema, model, threshold, calibrator)
 
 
 @dataclass
@@ -106,6 +112,8 @@ def score_frame(
         for i, batch in enumerate(DeviceBatches(tensors, batch_size=batch_size))
     ]
     out = np.concatenate(probs) if probs else np.zeros(0, dtype=np.float32)
+    if run.calibrator is not None:
+        out = run.calibrator.transform(out).astype(np.float32)
     return out, dict(run.preprocessor.unseen_)
 
 
@@ -143,8 +151,8 @@ def predict_file(
     """Score `file` chunk by chunk into `out` (Parquet or CSV): row, id, prob, decision.
 
     `row` is the position in the file, `id` the dataset's id column (when it has one), and
-    `decision` 1 where the probability reaches the run's threshold. `out` appears only when
-    every row is scored.
+    `decision` 1 where the probability exceeds the run's threshold (as the metrics count).
+    `out` appears only when every row is scored.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -176,7 +184,7 @@ def predict_file(
                 if id_column and id_column in chunk.columns:
                     scores["id"] = chunk[id_column].to_numpy()
                 scores["prob"] = prob
-                scores["decision"] = (prob >= run.threshold).astype(np.int8)
+                scores["decision"] = (prob > run.threshold).astype(np.int8)  # as the metrics: p > t
                 for name, count in unseen.items():
                     summary.unseen[name] = summary.unseen.get(name, 0) + count
                 summary.rows += len(chunk)

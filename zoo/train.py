@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -16,17 +17,22 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from zoo import registry
+from zoo.calibration import fit_calibrator, plot_reliability, reliability_table
 from zoo.data.datamodule import CreditDataModule
 from zoo.data.preprocess import library_versions
 from zoo.errors import ZooError
 from zoo.manifest import write_manifest
 from zoo.metrics import METRIC_NAMES, compute_metrics, youden_threshold
+from zoo.optim import Recipe
 from zoo.outputs import (
+    CALIBRATION_FILE,
     CONFIG_FILE,
     METRICS_FILE,
     PREDICTIONS_FILE,
     PREPROCESSING_FILE,
+    RELIABILITY_FILE,
     discard_run_dir,
+    write_csv,
     write_json,
     write_parquet,
     write_text,
@@ -35,7 +41,7 @@ from zoo.outputs import (
 log = logging.getLogger(__name__)
 
 #: Targets that configs may name for `hydra.utils.instantiate` (Hydra 1.4's execution allowlist).
-TRUSTED_TARGETS = ["pytorch_lightning.loggers.*", "pytorch_lightning.callbacks.*", "zoo.*"]
+TRUSTED_TARGETS = ["pytorch_lightning.loggers.*", "pytorch_lightning.callbacks.*", "torch.optim.*", "zoo.*"]
 
 
 def config_dir() -> Path:
@@ -99,19 +105,37 @@ def predict(model: pl.LightningModule, dm: CreditDataModule, split: str) -> dict
     return {key: np.concatenate(values) for key, values in parts.items()}
 
 
-MONITORED = ("val/auc", "val/loss")
-"""What every model logs each validation epoch: early stopping and checkpoints can watch either."""
+#: What every model logs each validation epoch, and which way is better: early stopping and
+#: checkpoints can watch either.
+MONITORED = {"val/loss": "min", "val/auc": "max"}
+CALIBRATION = (None, "platt", "isotonic")
+
+
+def monitor_mode(stop: Any) -> str:
+    """The early-stopping mode: it follows from the metric; an explicit one must agree."""
+    monitor = str(stop.monitor)
+    if monitor not in MONITORED:
+        raise ZooError(f"early_stopping.monitor={monitor!r}, expected one of {', '.join(MONITORED)}")
+    mode = stop.get("mode")
+    if mode is not None and mode != MONITORED[monitor]:
+        raise ZooError(
+            f"early_stopping.mode={mode!r} contradicts monitor {monitor!r}, which is better when "
+            f"{'lower' if MONITORED[monitor] == 'min' else 'higher'}; set mode to "
+            f"{MONITORED[monitor]!r} or leave it null"
+        )
+    return MONITORED[monitor]
 
 
 def check_settings(cfg: DictConfig) -> None:
     """Reject bad run settings (threshold, early stopping, optimised metric) before any work."""
     _threshold(cfg.threshold, np.array([0.2, 0.8]), np.array([0, 1]))
-    stop = cfg.early_stopping
-    if stop.monitor not in MONITORED:
-        raise ZooError(f"early_stopping.monitor={stop.monitor!r}, expected one of {', '.join(MONITORED)}")
-    mode = str(stop.get("mode", "max"))
-    if mode not in ("min", "max"):
-        raise ZooError(f"early_stopping.mode={mode!r}, expected 'max' (AUC-like) or 'min' (loss-like)")
+    monitor_mode(cfg.early_stopping)
+    for key in ("patience", "patience_steps"):
+        value = cfg.early_stopping.get(key, 0)
+        if not isinstance(value, int) or value < 0:
+            raise ZooError(f"early_stopping.{key}={value!r}, expected an integer >= 0")
+    if cfg.get("calibration") not in CALIBRATION:
+        raise ZooError(f"calibration={cfg.calibration!r}, expected null, 'platt' or 'isotonic'")
     split, _, metric = str(cfg.optimized_metric).partition("/")
     if split not in ("val", "test") or metric not in METRIC_NAMES:
         raise ZooError(
@@ -120,19 +144,53 @@ def check_settings(cfg: DictConfig) -> None:
         )
 
 
-def _trainer(cfg: DictConfig, run_dir: Path) -> tuple[pl.Trainer, pl.callbacks.ModelCheckpoint]:
+def patience_epochs(stop: Any, steps_per_epoch: int) -> int:
+    """Patience in validation epochs, never shorter than `patience_steps` optimiser steps: a
+    1,000-row set (a few steps an epoch) and a 1M-row set both get room to improve."""
+    return max(int(stop.patience), -(-int(stop.get("patience_steps", 0)) // max(1, steps_per_epoch)))
+
+
+def build_recipe(cfg: DictConfig) -> Recipe:
+    """The optimiser and schedule of `cfg.optim`, as a `Recipe` the model calls."""
+    from hydra.utils import execution_whitelist as allow
+    from hydra.utils import instantiate
+
+    optim = cfg.optim
+    try:
+        with allow(TRUSTED_TARGETS):
+            optimizer = instantiate(optim.optimizer)
+            scheduler = instantiate(optim.scheduler) if optim.get("scheduler") else None
+    except Exception as err:  # an unknown target or argument in a user's optim config
+        raise ZooError(f"optim config: {str(err).splitlines()[0]}") from None
+    stop = cfg.early_stopping
+    return Recipe(optimizer, scheduler, monitor=str(stop.monitor), monitor_mode=monitor_mode(stop))
+
+
+def _progress_bar(value: Any) -> bool:
+    """`enable_progress_bar: null` shows Lightning's bar on a terminal only (not in logs or CI)."""
+    if value is not None:
+        return bool(value)
+    return sys.stderr.isatty() and not os.environ.get("CI")
+
+
+def _trainer(
+    cfg: DictConfig, run_dir: Path, model: pl.LightningModule, steps_per_epoch: int
+) -> tuple[pl.Trainer, pl.callbacks.ModelCheckpoint]:
     from hydra.utils import execution_whitelist as allow
     from hydra.utils import instantiate
 
     stop = cfg.early_stopping
-    mode = str(stop.get("mode", "max"))
+    mode = monitor_mode(stop)
     checkpoint = pl.callbacks.ModelCheckpoint(
         dirpath=run_dir / "checkpoints", filename="best", monitor=stop.monitor, mode=mode, save_top_k=1
     )
     callbacks: list[pl.Callback] = [
         checkpoint,
         pl.callbacks.EarlyStopping(
-            monitor=stop.monitor, mode=mode, patience=stop.patience, min_delta=stop.min_delta
+            monitor=stop.monitor,
+            mode=mode,
+            patience=patience_epochs(stop, steps_per_epoch),
+            min_delta=stop.min_delta,
         ),
     ]
     logger: Any = False
@@ -141,6 +199,9 @@ def _trainer(cfg: DictConfig, run_dir: Path) -> tuple[pl.Trainer, pl.callbacks.M
         with allow(TRUSTED_TARGETS):
             logger = instantiate(logger_cfg, save_dir=str(run_dir))
     trainer_kwargs = dict(_plain(cfg.trainer))
+    trainer_kwargs["enable_progress_bar"] = _progress_bar(trainer_kwargs.get("enable_progress_bar"))
+    if cfg.optim.get("gradient_clip") is not None and model.automatic_optimization:
+        trainer_kwargs["gradient_clip_val"] = float(cfg.optim.gradient_clip)
     try:
         trainer = pl.Trainer(
             **trainer_kwargs, callbacks=callbacks, logger=logger, default_root_dir=str(run_dir)
@@ -175,11 +236,17 @@ def train(cfg: DictConfig, run_dir: Path | str | None = None) -> dict[str, Any]:
         fold=data.fold,
         seed=int(cfg.seed),
         split_seed=data.get("split_seed"),
+        split_column=data.get("split_column"),
+        fold_column=data.get("fold_column"),
+        date_column=data.get("date_column"),
         raw_values=bool(getattr(model_cls, "uses_raw_values", False)),
     )
     dm.build()
+    if cfg.optim.get("full_batch"):
+        dm.batch_size = max(1, dm.rows()["train"])
     model = build_model(cfg.model, dm.feature_spec)
-    trainer, checkpoint = _trainer(cfg, run_dir)
+    model.recipe = build_recipe(cfg)
+    trainer, checkpoint = _trainer(cfg, run_dir, model, steps_per_epoch=len(dm.loader("train")))
 
     started = time.perf_counter()
     trainer.fit(model, datamodule=dm)
@@ -196,12 +263,21 @@ def train(cfg: DictConfig, run_dir: Path | str | None = None) -> dict[str, Any]:
         device = trainer.strategy.root_device
         model = model_cls.load_from_checkpoint(best_path, map_location=device, weights_only=True)
     predictions = {split: predict(model, dm, split) for split in ("val", "test")}
+    uncalibrated = None
+    if cfg.get("calibration"):
+        # Fitted on validation rows only: test metrics stay honest (validation ones are optimistic).
+        calibrator = fit_calibrator(cfg.calibration, predictions["val"]["prob"], predictions["val"]["y"])
+        uncalibrated = {s: compute_metrics(p["prob"], p["y"]) for s, p in predictions.items()}
+        for pred in predictions.values():
+            pred["prob"] = calibrator.transform(pred["prob"]).astype(np.float32)
+        write_json(run_dir / CALIBRATION_FILE, calibrator.to_dict())
     threshold, method = _threshold(threshold_cfg, predictions["val"]["prob"], predictions["val"]["y"])
     result: dict[str, Any] = {
         "model": cfg.model.name,
         "dataset": dm.dataset_name,
         "seed": int(cfg.seed),
-        "fold": int(data.fold) if data.n_folds else None,
+        "fold": int(data.fold) if data.n_folds or data.get("fold_column") else None,
+        "split_seed": dm.split_seed,
         "experiment": cfg.get("experiment_name"),
         "threshold": threshold,
         "threshold_method": method,
@@ -213,12 +289,16 @@ def train(cfg: DictConfig, run_dir: Path | str | None = None) -> dict[str, Any]:
     }
     for split, pred in predictions.items():
         result[split] = compute_metrics(pred["prob"], pred["y"], threshold=threshold)
+    result["calibration"] = cfg.get("calibration")
+    if uncalibrated is not None:
+        result["uncalibrated"] = uncalibrated  # at threshold 0.5, before post-hoc calibration
     if cfg.get("experiment_metrics"):
         result["experiment_metrics"] = list(cfg.experiment_metrics)
     if cfg.get("reference"):
         result["reference"] = _plain(cfg.reference)
 
     write_parquet(run_dir / PREDICTIONS_FILE, predictions_frame(predictions, dm.ids))
+    write_reliability(run_dir, predictions, title=f"{cfg.model.name} on {dm.dataset_name}, test split")
     write_json(run_dir / PREPROCESSING_FILE, {**dm.preprocessor.to_dict(), **dm.schema()})
     write_text(run_dir / CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
     artifacts = getattr(model, "write_artifacts", None)
@@ -227,6 +307,16 @@ def train(cfg: DictConfig, run_dir: Path | str | None = None) -> dict[str, Any]:
     write_json(run_dir / METRICS_FILE, result)
     write_manifest(run_dir, data=dm.source, versions=library_versions())
     return result
+
+
+def write_reliability(run_dir: Path, predictions: dict[str, dict[str, np.ndarray]], *, title: str) -> None:
+    """`reliability.csv` (10 bins per split: predicted vs observed bad rate) and a PNG of the test split."""
+    tables = [
+        reliability_table(pred["prob"], pred["y"], n_bins=10).assign(split=split)
+        for split, pred in predictions.items()
+    ]
+    write_csv(run_dir / RELIABILITY_FILE, pd.concat(tables, ignore_index=True))
+    plot_reliability(tables[-1], run_dir / "reliability.png", title=title)
 
 
 def predictions_frame(

@@ -52,6 +52,9 @@ class CreditDataModule(pl.LightningDataModule):
         fold: int = 0,
         seed: int = 0,
         split_seed: int | None = None,
+        split_column: str | None = None,
+        fold_column: str | None = None,
+        date_column: str | None = None,
         raw_values: bool = False,
     ) -> None:
         super().__init__()
@@ -67,6 +70,15 @@ class CreditDataModule(pl.LightningDataModule):
         self.seed = seed
         self.split_seed = seed if split_seed is None else int(split_seed)
         self.raw_values = raw_values
+        self.split_columns = {
+            "split_column": split_column,
+            "fold_column": fold_column,
+            "date_column": date_column,
+        }
+        chosen = [f"data.{k}" for k, v in self.split_columns.items() if v]
+        if len(chosen) > 1 or (chosen and n_folds and not fold_column):
+            given = chosen + (["data.n_folds"] if n_folds and not fold_column else [])
+            raise ZooError(f"{' and '.join(given)} are both set; choose one way to split the rows")
         self.arrays: dict[str, dict[str, np.ndarray]] = {}
         self.ids: dict[str, np.ndarray] = {}
         self._tensors: dict[str, dict[str, torch.Tensor]] = {}
@@ -102,13 +114,8 @@ class CreditDataModule(pl.LightningDataModule):
         id_columns = [c for c, r in roles.items() if r == "id"]
         # ids of the kept rows (resolve_target dropped unlabelled ones), aligned with `y`
         id_values = features[id_columns[0]].to_numpy() if id_columns else None
+        parts = self._split(features, y, roles)  # split columns become ignored, never features
         features = check_features(features, roles)
-        if self.n_folds:
-            parts = splits.k_fold(
-                y, n_folds=int(self.n_folds), fold=int(self.fold), val=self.split["val"], seed=self.split_seed
-            )
-        else:
-            parts = splits.train_val_test(y, **self.split, seed=self.split_seed)
         categorical = [c for c, r in roles.items() if r == "categorical"]
         numeric = [c for c, r in roles.items() if r == "numeric"]
         crosses = ds.get("crosses") or []
@@ -141,6 +148,35 @@ class CreditDataModule(pl.LightningDataModule):
             self._feature_spec.n_numeric,
             self._feature_spec.n_crosses,
         )
+
+    def _split(self, features: pd.DataFrame, y: np.ndarray, roles: dict[str, str]) -> tuple[np.ndarray, ...]:
+        """Row indices of train, validation and test, by the configured kind of split."""
+        for key, column in self.split_columns.items():
+            if column and column not in features.columns:
+                raise ZooError(
+                    f"data.{key}={column!r} is not a column of the data; columns are: "
+                    f"{', '.join(map(str, features.columns))}"
+                )
+            if column:
+                roles[column] = "ignore"
+        given = self.split_columns
+        if given["split_column"]:
+            return splits.predefined(features[given["split_column"]].to_numpy(), y)
+        if given["fold_column"]:
+            return splits.by_fold_column(
+                features[given["fold_column"]].to_numpy(),
+                y,
+                fold=self.fold,
+                val=self.split["val"],
+                seed=self.split_seed,
+            )
+        if given["date_column"]:
+            return splits.out_of_time(features[given["date_column"]].to_numpy(), y, **self.split)
+        if self.n_folds:
+            return splits.k_fold(
+                y, n_folds=int(self.n_folds), fold=int(self.fold), val=self.split["val"], seed=self.split_seed
+            )
+        return splits.train_val_test(y, **self.split, seed=self.split_seed)
 
     def schema(self) -> dict[str, Any]:
         """What scoring a new file needs beyond the preprocessing: target, id and ignored columns."""

@@ -101,7 +101,10 @@ class CreditModel(pl.LightningModule):
     def loss(self, batch: Batch, output: Output) -> torch.Tensor | Mapping[str, torch.Tensor]:
         """Binary cross-entropy on the logits plus `penalty()`. Models with auxiliary terms
         override this and return {"loss": total, "<term>": value, ...}; every term is logged."""
-        return F.binary_cross_entropy_with_logits(self.logits(output), batch["y"]) + self.penalty()
+        # In float64: [B] values cost nothing to widen, and convex models solved by L-BFGS reach
+        # the optimum only when the line search can resolve the objective past float32.
+        logits = self.logits(output).double()
+        return F.binary_cross_entropy_with_logits(logits, batch["y"].double()) + self.penalty()
 
     def penalty(self) -> torch.Tensor | float:
         """An explicit regulariser added to the loss (e.g. an L2 strength); none by default."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -66,17 +67,31 @@ class LogisticRegression(CreditModel):
         *,
         feature_spec: FeatureSpec | dict[str, Any],
         use_crosses: bool = False,
+        l2: float = 1e-3,
         learning_rate: float = 1e-2,
-        weight_decay: float = 1e-4,
+        weight_decay: float = 0.0,
     ) -> None:
         super().__init__(feature_spec=feature_spec, learning_rate=learning_rate, weight_decay=weight_decay)
+        if l2 < 0:
+            raise ValueError(f"l2={l2}, expected a number >= 0")
         spec = self.feature_spec
         self.use_crosses = use_crosses
+        self.l2 = l2
         self.categorical = OneHotLinear(spec.cardinalities)
         self.crosses = OneHotLinear(spec.cross_cardinalities if use_crosses else [])
-        self.numeric = nn.Linear(spec.n_numeric, 1, bias=True)
+        with warnings.catch_warnings():  # with no numerics; its initialisation is replaced by zeros
+            warnings.filterwarnings("ignore", "Initializing zero-element tensors is a no-op")
+            self.numeric = nn.Linear(spec.n_numeric, 1, bias=True)
         nn.init.zeros_(self.numeric.weight)
         nn.init.zeros_(self.numeric.bias)
+
+    def penalty(self) -> torch.Tensor | float:
+        """(l2 / 2) * ||w||^2 over the coefficients (not the intercept), added to the mean log-loss:
+        the objective of scikit-learn's LogisticRegression with C = 1 / (l2 * n_train)."""
+        if not self.l2:
+            return 0.0
+        weights = [p for name, p in self.named_parameters() if not name.endswith("bias")]
+        return 0.5 * self.l2 * sum((w.double() ** 2).sum() for w in weights)
 
     def forward(self, batch: Batch) -> torch.Tensor:
         logit = self.categorical(batch["x_cat"]) + self.numeric(batch["x_num"]).squeeze(-1)

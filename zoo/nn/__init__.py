@@ -1,9 +1,9 @@
-"""Layers shared by the models: field embeddings, numeric embeddings, MLP, interactions, attention."""
+"""Layers shared by the models: field embeddings, numeric embeddings, MLPs, interactions, attention."""
 
 from zoo.nn.attention import AttentionPooling, FieldAttention
 from zoo.nn.embeddings import FieldEmbedding, OneHotLinear
 from zoo.nn.interactions import SENET, BilinearInteraction, FMInteraction
-from zoo.nn.mlp import MLP
+from zoo.nn.mlp import MLP, FeatureWiseLinear
 from zoo.nn.numeric import NumericEmbedding, NumericTokenizer, bins_from_edges
 from zoo.nn.utils import select
 
@@ -13,6 +13,7 @@ __all__ = [
     "AttentionPooling",
     "BilinearInteraction",
     "FMInteraction",
+    "FeatureWiseLinear",
     "FieldAttention",
     "FieldEmbedding",
     "NumericEmbedding",

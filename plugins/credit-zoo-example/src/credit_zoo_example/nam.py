@@ -6,7 +6,6 @@ each f_j a small MLP of its own feature only, so every feature's effect can be p
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,30 +14,13 @@ from torch import nn
 
 from zoo.data.spec import FeatureSpec
 from zoo.models.base import Batch, CreditModel
-from zoo.nn import OneHotLinear
-
-
-class FeatureWiseLinear(nn.Module):
-    """n independent linear layers, one per feature, applied at once: [B, n, d_in] -> [B, n, d_out]."""
-
-    def __init__(self, n_features: int, d_in: int, d_out: int) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.empty(n_features, d_in, d_out))
-        self.bias = nn.Parameter(torch.empty(n_features, d_out))
-        bound = 1 / math.sqrt(d_in)  # nn.Linear's default initialisation, per feature
-        nn.init.uniform_(self.weight, -bound, bound)
-        nn.init.uniform_(self.bias, -bound, bound)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("bni,nio->bno", x, self.weight) + self.bias
+from zoo.nn import FeatureWiseLinear, OneHotLinear
 
 
 class NeuralAdditiveModel(CreditModel):
     """Neural additive model: one weight per category plus a small MLP curve per numeric feature."""
 
     family = "additive"
-    # Category weights are the scorecard's points: decay them like the curves' weights.
-    no_decay = ("bias",)
 
     def __init__(
         self,
@@ -58,8 +40,11 @@ class NeuralAdditiveModel(CreditModel):
         spec = self.feature_spec
         self.use_crosses = use_crosses
         self.bias = nn.Parameter(torch.zeros(()))
+        # The category weights are the scorecard's points. OneHotLinear keeps them in a plain
+        # parameter, which AdamW decays like the curves' weights (embedding tables are not).
         self.categorical = OneHotLinear(spec.cardinalities)
         self.crosses = OneHotLinear(spec.cross_cardinalities if use_crosses else [])
+        # One MLP per numeric feature, all evaluated at once: [B, n, 1] -> [B, n, 1].
         # NOTE: differs from the paper: ReLU hidden units instead of ExU, no feature dropout
         # and no output penalty.
         layers: list[nn.Module] = []

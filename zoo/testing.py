@@ -1,0 +1,492 @@
+"""The model contract as checks any model's tests can run, built-ins and plugins alike.
+
+Each check is a plain function `check_<what>(model_name, tmp_path, *, overrides=None)` that raises
+AssertionError when the model breaks the contract; `CONTRACT_CHECKS` holds them all. A plugin's
+test file needs five lines:
+
+    import pytest
+    from zoo.testing import CONTRACT_CHECKS
+
+    @pytest.mark.parametrize("check", CONTRACT_CHECKS, ids=lambda c: c.__name__)
+    def test_contract(check, tmp_path):
+        check("my_model", tmp_path)
+
+Models are built from their default config (`default_config`: the shipped YAML, else the
+constructor's defaults) with `TINY_OVERRIDES` and the caller's `overrides` on top. Data is tiny,
+planted and on CPU; tree models (`zoo.models.tree.TreeModel`) are fitted through `fit_model`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from zoo import registry
+from zoo.data.preprocess import MISSING_SUFFIX, cross_name
+from zoo.data.spec import (
+    INDICATOR,
+    MISSING_INDEX,
+    N_RESERVED,
+    RESERVED_LABELS,
+    UNSEEN_INDEX,
+    CategoricalField,
+    CrossField,
+    FeatureSpec,
+    NumericField,
+)
+from zoo.models.base import Batch, CreditModel
+from zoo.models.tree import TreeModel
+
+#: Hyperparameters set for tiny data wherever a model's config has them (boosters: few rounds,
+#: one thread, as the contract runs in the CPU test session).
+TINY_OVERRIDES: dict[str, Any] = {"iterations": 30, "n_estimators": 30, "thread_count": 1, "n_jobs": 1}
+#: Optimiser steps of `check_learns_planted_signal` (full batch, AdamW at the configured rate).
+LEARNING_STEPS = 50
+#: The share of the loss those steps must remove at least.
+LEARNING_MIN_DROP = 0.05
+
+# --- specs and batches ------------------------------------------------------------------------
+
+
+def tiny_spec(
+    n_categorical: int = 2,
+    n_numeric: int = 2,
+    *,
+    crosses: bool = True,
+    missing_indicator: bool = True,
+    cardinality: int = 5,
+) -> FeatureSpec:
+    """A small spec as the DataModule builds it: labelled categoricals `cat_<j>`, standardised
+    numerics `num_<j>` in raw units (mean 100, std 20), a missing indicator for the last numeric,
+    crosses of neighbouring categoricals, and the default wide/deep routing."""
+    if n_categorical < 0 or n_numeric < 0:
+        raise ValueError(f"n_categorical={n_categorical}, n_numeric={n_numeric}, expected integers >= 0")
+    if cardinality < N_RESERVED + 1:
+        raise ValueError(f"cardinality={cardinality}, expected at least {N_RESERVED + 1}")
+    categorical = tuple(
+        CategoricalField(
+            f"cat_{j}",
+            cardinality,
+            (*RESERVED_LABELS, *(f"c{j}_{i}" for i in range(cardinality - N_RESERVED))),
+        )
+        for j in range(n_categorical)
+    )
+    mean, std = 100.0, 20.0
+    quantiles = tuple(float(q) for q in mean + std * np.linspace(-2.5, 2.5, 9))
+    numeric = [
+        NumericField(
+            f"num_{j}",
+            median=mean,
+            mean=mean,
+            std=std,
+            missing_indicator=missing_indicator and j == n_numeric - 1,
+            quantiles=quantiles,
+        )
+        for j in range(n_numeric)
+    ]
+    numeric += [
+        NumericField(f"{f.name}{MISSING_SUFFIX}", encoding=INDICATOR, source=f.name)
+        for f in list(numeric)
+        if f.missing_indicator
+    ]
+    cross_fields = []
+    if crosses:
+        for left, right in zip(categorical, categorical[1:], strict=False):
+            labels = [f"{a}|{b}" for a in left.labels[N_RESERVED:] for b in right.labels[N_RESERVED:]]
+            cross_fields.append(
+                CrossField(
+                    cross_name((left.name, right.name)),
+                    (left.name, right.name),
+                    N_RESERVED + len(labels),
+                    (*RESERVED_LABELS, *labels),
+                )
+            )
+    names = [f.name for f in categorical]
+    groups = {
+        "wide": (*names, *(f.name for f in cross_fields)),
+        "deep": (*names, *(f.name for f in numeric)),
+    }
+    return FeatureSpec(categorical, tuple(numeric), tuple(cross_fields), groups)
+
+
+def edge_specs() -> dict[str, FeatureSpec]:
+    """The specs every model must build from: the usual one and the degenerate ones."""
+    return {
+        "usual": tiny_spec(),
+        "no_categorical": tiny_spec(0, 2),
+        "no_numeric": tiny_spec(3, 0),
+        "one_categorical": tiny_spec(1, 0),
+        "one_numeric": tiny_spec(0, 1, missing_indicator=False),
+    }
+
+
+def tiny_batch(spec: FeatureSpec, n: int = 16, seed: int = 0, *, raw_values: bool = False) -> Batch:
+    """A random batch that follows `spec` exactly, as the DataModule's batches do; `raw_values`
+    adds `x_raw` (raw numerics, NaN where missing), which models with `uses_raw_values` get."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def indices(cardinalities: list[int]) -> torch.Tensor:
+        columns = [torch.randint(0, c, (n,), generator=gen) for c in cardinalities]
+        return torch.stack(columns, 1) if columns else torch.zeros(n, 0, dtype=torch.int64)
+
+    x_cat = indices(spec.cardinalities)
+    x_cross = torch.zeros(n, spec.n_crosses, dtype=torch.int64)
+    position = {f.name: j for j, f in enumerate(spec.categorical)}
+    for j, cross in enumerate(spec.crosses):
+        sources = x_cat[:, [position[s] for s in cross.sources]]
+        key = torch.zeros(n, dtype=torch.int64)
+        for k, source in enumerate(cross.sources):  # mixed-radix key of the sources' categories
+            radix = spec.field(source).cardinality - N_RESERVED
+            key = key * radix + (sources[:, k] - N_RESERVED).clamp(min=0)
+        reserved = torch.where((sources == MISSING_INDEX).any(1), MISSING_INDEX, UNSEEN_INDEX)
+        x_cross[:, j] = torch.where((sources < N_RESERVED).any(1), reserved, key + N_RESERVED)
+    raw = {}
+    for f in spec.raw_numeric:
+        values = f.mean + f.std * torch.randn(n, generator=gen, dtype=torch.float64)
+        if f.missing_indicator:
+            values[torch.rand(n, generator=gen) < 0.2] = math.nan
+        raw[f.name] = values.numpy()
+    x_num = np.stack([f.encode(raw[f.source or f.name]) for f in spec.numeric], 1) if spec.numeric else None
+    batch = {
+        "x_cat": x_cat,
+        "x_num": torch.from_numpy(x_num).float() if x_num is not None else torch.zeros(n, 0),
+        "x_cross": x_cross,
+        "y": (torch.rand(n, generator=gen) < 0.3).float(),
+        "row": torch.arange(n, dtype=torch.int64),
+    }
+    if raw_values:
+        columns = [torch.from_numpy(raw[f.name]) for f in spec.raw_numeric]
+        batch["x_raw"] = torch.stack(columns, 1).float() if columns else torch.zeros(n, 0)
+    return batch
+
+
+def planted_batch(spec: FeatureSpec, n: int = 200, seed: int = 0, *, raw_values: bool = False) -> Batch:
+    """`tiny_batch` with labels that depend on the first numeric and the first categorical field
+    (whichever the spec has): logit = 2 z + an effect per category, z the standardised value."""
+    batch = tiny_batch(spec, n, seed, raw_values=raw_values)
+    logit = torch.zeros(n)
+    if spec.raw_numeric:
+        logit += 2.0 * batch["x_num"][:, spec.numeric.index(spec.raw_numeric[0])]
+    if spec.categorical:
+        effects = torch.linspace(-2.0, 2.0, spec.categorical[0].cardinality)
+        logit += effects[batch["x_cat"][:, 0]]
+    gen = torch.Generator().manual_seed(seed + 1)
+    batch["y"] = (torch.rand(n, generator=gen) < torch.sigmoid(logit)).float()
+    return batch
+
+
+# --- building models --------------------------------------------------------------------------
+
+
+def default_config(model_name: str) -> dict[str, Any]:
+    """The model's default config as `zoo-train` composes it: the shipped `conf/model/<name>.yaml`,
+    else the constructor's defaults (what `registry.store_configs` stores for plugins)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.config_store import ConfigStore
+    from omegaconf import OmegaConf
+
+    from zoo.train import config_dir
+
+    stored = ConfigStore.instance().repo.get("model", {})
+    if not (config_dir() / "model" / f"{model_name}.yaml").is_file() and f"{model_name}.yaml" not in stored:
+        registry.store_configs(config_dir())  # as zoo-train does at start-up, once
+    with initialize_config_dir(config_dir=str(config_dir())):
+        model = compose("config", overrides=[f"model={model_name}"]).model
+    config = OmegaConf.to_container(model, resolve=True)
+    assert isinstance(config, dict)
+    return {str(k): v for k, v in config.items()}
+
+
+def model_class(model_name: str) -> type[CreditModel]:
+    """The registered class, which must be a `CreditModel` (the contract's hooks live there)."""
+    cls = registry.get(model_name)
+    _expect(
+        issubclass(cls, CreditModel),
+        f"model {model_name!r}: {cls.__qualname__} does not subclass zoo.models.base.CreditModel",
+    )
+    return cls
+
+
+def build(
+    config: Mapping[str, Any], feature_spec: FeatureSpec, overrides: Mapping[str, Any] | None = None
+) -> CreditModel:
+    """The model of a config (`default_config`) with `TINY_OVERRIDES` where it has those keys,
+    then `overrides`, built by `zoo.train.build_model` as `zoo-train` builds it."""
+    from zoo.train import build_model
+
+    model_class(str(config["name"]))
+    config = {**config, **{k: v for k, v in TINY_OVERRIDES.items() if k in config}, **(overrides or {})}
+    model = build_model(config, feature_spec)
+    assert isinstance(model, CreditModel)
+    return model
+
+
+def crosses_settings(config: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """[{"use_crosses": False}, {"use_crosses": True}] when the config has the key, else [{}]."""
+    if "use_crosses" in config:
+        return [{"use_crosses": False}, {"use_crosses": True}]
+    return [{}]
+
+
+def to_arrays(batch: Batch) -> dict[str, np.ndarray]:
+    return {key: value.numpy() for key, value in batch.items()}
+
+
+def fit_tree(model: TreeModel, train: Batch, val: Batch) -> TreeModel:
+    """Fit a tree model through its own API, as `TreeModel` does at the start of training."""
+    model.fitted = model.fit_model(to_arrays(train), to_arrays(val))
+    return model
+
+
+def ready(model: CreditModel, seed: int = 0) -> CreditModel:
+    """The model in eval mode, fitted first if it is a tree model (on planted rows)."""
+    if isinstance(model, TreeModel):
+        spec, raw = model.feature_spec, model.uses_raw_values
+        train, val = (planted_batch(spec, n, seed + i, raw_values=raw) for i, n in ((0, 120), (1000, 60)))
+        fit_tree(model, train, val)
+    return model.eval()
+
+
+def total_loss(terms: torch.Tensor | Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """The loss a `loss` hook returns: the tensor itself or its "loss" term."""
+    return terms if isinstance(terms, torch.Tensor) else terms["loss"]
+
+
+# --- the checks -------------------------------------------------------------------------------
+
+
+def check_builds_from_edge_specs(
+    model_name: str, tmp_path: Path, *, overrides: Mapping[str, Any] | None = None
+) -> None:
+    """Builds from specs with no categorical, no numeric, a single categorical or a single numeric
+    field, with crosses on and off, and gives finite logits [B] for each in eval mode."""
+    config = default_config(model_name)
+    for label, spec in edge_specs().items():
+        for crosses in crosses_settings(config):
+            where = f"model {model_name!r}, spec {label!r} {crosses or ''}"
+            with _seeded(0):
+                try:
+                    model = ready(build(config, spec, {**crosses, **(overrides or {})}))
+                except Exception as err:
+                    raise AssertionError(f"{where}: building or fitting failed: {err!r}") from err
+                batch = tiny_batch(spec, 8, seed=1, raw_values=model.uses_raw_values)
+                with torch.no_grad():
+                    _expect_logits(model(batch), 8, where)
+
+
+def check_forward_gives_logits(
+    model_name: str, tmp_path: Path, *, overrides: Mapping[str, Any] | None = None
+) -> None:
+    """Eval mode: finite float logits [B], the same on a second call. Training mode (neural
+    models): `loss(batch, forward(batch))` is a finite scalar whose gradient reaches every
+    trainable parameter (an unused parameter breaks DDP)."""
+    config, spec = default_config(model_name), tiny_spec()
+    for crosses in crosses_settings(config):
+        where = f"model {model_name!r} {crosses or ''}"
+        with _seeded(0):
+            model = ready(build(config, spec, {**crosses, **(overrides or {})}))
+            batch = tiny_batch(spec, 16, seed=1, raw_values=model.uses_raw_values)
+            with torch.no_grad():
+                logits = model(batch)
+                _expect_logits(logits, 16, where)
+                _expect(torch.equal(logits, model(batch)), f"{where}: eval-mode forward is not deterministic")
+            if isinstance(model, TreeModel):
+                continue
+            model.train()
+            loss = total_loss(model.loss(batch, model(batch)))
+            _expect(
+                isinstance(loss, torch.Tensor) and loss.ndim == 0 and bool(torch.isfinite(loss)),
+                f"{where}: loss(batch, output) is {loss!r}, expected a finite scalar tensor",
+            )
+            loss.backward()
+            unused = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+            _expect(not unused, f"{where}: parameters without a gradient (they break DDP): {unused}")
+
+
+def check_learns_planted_signal(
+    model_name: str, tmp_path: Path, *, overrides: Mapping[str, Any] | None = None
+) -> None:
+    """On ~200 rows whose label depends on one numeric and one categorical field: neural models
+    lower their own loss over `LEARNING_STEPS` AdamW steps at their configured learning rates;
+    tree models fitted with `fit_model` beat the base rate's log-loss on held-out rows."""
+    spec = tiny_spec()
+    with _seeded(0):
+        model = build(default_config(model_name), spec, overrides)
+        raw = model.uses_raw_values
+        train = planted_batch(spec, 200, seed=0, raw_values=raw)
+        if isinstance(model, TreeModel):
+            fit_tree(model, train, planted_batch(spec, 100, seed=1, raw_values=raw))
+            test = planted_batch(spec, 400, seed=2, raw_values=raw)
+            with torch.no_grad():
+                logits = model.eval()(test)
+            loss = float(F.binary_cross_entropy_with_logits(logits, test["y"]))
+            rate = float(train["y"].mean())
+            base = float(F.binary_cross_entropy(torch.full_like(test["y"], rate), test["y"]))
+            _expect(
+                loss < base,
+                f"model {model_name!r}: held-out log-loss {loss:.4f} after fit_model, not below the "
+                f"base rate's {base:.4f}",
+            )
+            return
+        optimizer = torch.optim.AdamW(model.parameter_groups(), lr=model.learning_rate)
+        model.train()
+        before = _loss_at(model, train, seed=1)
+        for _ in range(LEARNING_STEPS):
+            loss = total_loss(model.loss(train, model(train)))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        after = _loss_at(model, train, seed=1)
+    _expect(
+        after <= (1 - LEARNING_MIN_DROP) * before,
+        f"model {model_name!r}: loss {before:.4f} -> {after:.4f} after {LEARNING_STEPS} AdamW steps "
+        f"(learning_rate={model.learning_rate}); expected a drop of at least {LEARNING_MIN_DROP:.0%}",
+    )
+
+
+def check_checkpoint_round_trip(
+    model_name: str, tmp_path: Path, *, overrides: Mapping[str, Any] | None = None
+) -> None:
+    """A short Lightning fit, `trainer.save_checkpoint`, then `load_from_checkpoint(...,
+    weights_only=True)` gives back the same class with identical predictions."""
+    import pytorch_lightning as pl
+    from torch.utils.data import DataLoader
+
+    spec = tiny_spec()
+    cls = model_class(model_name)
+    with _seeded(0), _quiet_lightning():
+        model = build(default_config(model_name), spec, overrides)
+        raw = model.uses_raw_values
+        train = [planted_batch(spec, 64, seed=s, raw_values=raw) for s in (0, 1)]
+        val = [planted_batch(spec, 64, seed=2, raw_values=raw)]
+        trainer = pl.Trainer(
+            accelerator="cpu",
+            devices=1,
+            max_epochs=1,
+            limit_train_batches=2,
+            limit_val_batches=1,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            log_every_n_steps=1,
+            default_root_dir=str(tmp_path),
+        )
+        trainer.fit(model, DataLoader(train, batch_size=None), DataLoader(val, batch_size=None))
+        path = Path(tmp_path) / f"{model_name}.ckpt"
+        trainer.save_checkpoint(path)
+        loaded = cls.load_from_checkpoint(path, weights_only=True)
+    _expect(type(loaded) is type(model), f"model {model_name!r}: loaded a {type(loaded).__qualname__}")
+    batch = planted_batch(spec, 32, seed=3, raw_values=raw)
+    with torch.no_grad():
+        expected, got = model.eval()(batch), loaded.eval()(batch)
+    _expect(
+        torch.equal(expected, got),
+        f"model {model_name!r}: predictions after load_from_checkpoint differ by up to "
+        f"{(expected - got).abs().max().item():.3g}",
+    )
+
+
+def check_batch_of_one(
+    model_name: str, tmp_path: Path, *, overrides: Mapping[str, Any] | None = None
+) -> None:
+    """A batch of a single row gives one finite logit in eval mode."""
+    config, spec = default_config(model_name), tiny_spec()
+    for crosses in crosses_settings(config):
+        with _seeded(0):
+            model = ready(build(config, spec, {**crosses, **(overrides or {})}))
+            batch = tiny_batch(spec, 1, seed=1, raw_values=model.uses_raw_values)
+            with torch.no_grad():
+                _expect_logits(model(batch), 1, f"model {model_name!r} {crosses or ''}, a batch of one")
+
+
+def check_config_matches_constructor(
+    model_name: str, tmp_path: Path, *, overrides: Mapping[str, Any] | None = None
+) -> None:
+    """The default config names the model and lists exactly the constructor's keyword
+    hyperparameters (less `feature_spec`); the constructor takes no *args or **kwargs."""
+    cls = model_class(model_name)
+    config = default_config(model_name)
+    _expect(config.get("name") == model_name, f"model {model_name!r}: config name is {config.get('name')!r}")
+    params = inspect.signature(cls).parameters.values()
+    variadic = [p.name for p in params if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    _expect(not variadic, f"model {model_name!r}: constructor takes *{variadic}; name every hyperparameter")
+    keywords = {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    keywords.discard("feature_spec")
+    keys = set(config) - {"name"}
+    _expect(
+        keys == keywords,
+        f"model {model_name!r}: config keys and constructor hyperparameters differ: only in the config "
+        f"{sorted(keys - keywords)}, only in the constructor {sorted(keywords - keys)}",
+    )
+
+
+Check = Callable[..., None]
+#: Every check of the model contract, each `check(model_name, tmp_path, *, overrides=None)`.
+CONTRACT_CHECKS: tuple[Check, ...] = (
+    check_builds_from_edge_specs,
+    check_forward_gives_logits,
+    check_learns_planted_signal,
+    check_checkpoint_round_trip,
+    check_batch_of_one,
+    check_config_matches_constructor,
+)
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def _expect(condition: bool, message: str) -> None:
+    """An assertion that `python -O` keeps."""
+    if not condition:
+        raise AssertionError(message)
+
+
+def _expect_logits(logits: Any, n: int, where: str) -> None:
+    _expect(
+        isinstance(logits, torch.Tensor) and logits.is_floating_point(),
+        f"{where}: eval-mode forward returned {type(logits).__name__}, expected a float tensor of logits",
+    )
+    _expect(tuple(logits.shape) == (n,), f"{where}: logits of shape {tuple(logits.shape)}, expected ({n},)")
+    _expect(bool(torch.isfinite(logits).all()), f"{where}: logits are not all finite: {logits.tolist()}")
+
+
+def _loss_at(model: CreditModel, batch: Batch, seed: int) -> float:
+    """The training-mode loss with a fixed seed, so dropout draws the same masks each time."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        return float(total_loss(model.loss(batch, model(batch))))
+
+
+@contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """A fixed torch seed and one thread inside (tiny data gains nothing from more, and on a busy
+    machine they wait on each other); the caller's random state and threads untouched outside."""
+    threads = torch.get_num_threads()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(threads)
+
+
+@contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    """Silence what Lightning says about tiny in-memory loaders and tree models (no optimiser, a
+    state dict without parameters), and nothing else."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        warnings.filterwarnings("ignore", ".*`LightningModule.configure_optimizers` returned `None`.*")
+        warnings.filterwarnings("ignore", ".*contains no parameters.*")
+        yield
