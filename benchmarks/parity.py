@@ -180,7 +180,8 @@ def run_zoo(model: str, dataset: str, fold: Fold, n_folds: int, k: int, seed: in
     if not np.array_equal(test_rows, np.sort(fold.rows["test"])):
         raise RuntimeError(f"zoo {model} on {dataset} fold {k}: its test rows differ from the benchmark's")
     test = result["test"]
-    return {"auc": test["auc"], "brier": test["brier"], "logloss": test["logloss"]}, ""
+    note = " ".join([f"epochs={result.get('epochs')}", *extra])
+    return {"auc": test["auc"], "brier": test["brier"], "logloss": test["logloss"]}, note
 
 
 # --- the references -----------------------------------------------------------------------------
@@ -346,8 +347,9 @@ def run_all(args: argparse.Namespace, models: list[str]) -> list[dict[str, Any]]
     rows: list[dict[str, Any]] = []
     if args.resume and args.out and args.out.is_file():
         with args.out.open() as handle:
-            rows = [dict(r) for r in csv.DictReader(handle)]
-        print(f"resuming: {len(rows)} rows from {args.out}")
+            kept = [dict(r) for r in csv.DictReader(handle)]
+        rows = [r for r in kept if not str(r.get("note", "")).startswith("failed")]  # failures run again
+        print(f"resuming: {len(rows)} rows from {args.out} ({len(kept) - len(rows)} failed ones to rerun)")
     done = {(r["dataset"], r["model"], int(r["fold"]), int(r["n_folds"]), int(r["seed"])) for r in rows}
     runners = {m: runner(m, args) for m in models}
     for ds in args.datasets:
@@ -462,13 +464,16 @@ def table(frame: pd.DataFrame, dataset: str, models: list[str]) -> str:
         name = f"best zoo neural ({model}, by mean test AUC)" if model == best else MODELS[model].label
         auc = _paired_gap(frame, model, reference, "auc")
         brier = _paired_gap(frame, model, reference, "brier")
+        if auc.empty:
+            continue
         lines.append(
             f"- {name} − {MODELS[reference].label}: AUC {_pm(auc, signed=True)}, "
             f"Brier {_pm(brier, signed=True)} ({len(auc)} folds)"
         )
     failures = frame[frame["note"].astype(str).str.startswith("failed")]
-    for _, r in failures.iterrows():
-        lines.append(f"- {MODELS[r['model']].label} fold {r['fold']}: {r['note']}")
+    for (model, note), group in failures.groupby(["model", "note"], sort=False):
+        folds = ", ".join(str(k) for k in sorted(group["fold"]))
+        lines.append(f"- {MODELS[model].label} fold {folds}: {note}")
     return "\n".join(lines)
 
 
@@ -557,6 +562,8 @@ def main(argv: list[str] | None = None) -> None:
         "CatBoost/LightGBM direct: raw frame, native categoricals, raw numerics (NaN kept); RealMLP/TabM: "
         "raw frame, native categoricals, numerics median-imputed (+ missing indicators)"
     )
+    zoo_run = " ".join(zoo_overrides("<model>", "<dataset>", args.n_folds, 0, args.seed, args.zoo_override))
+    print(f"zoo runs: zoo.train.train(cfg) with overrides {zoo_run.replace('data.fold=0', 'data.fold=<k>')}")
     for line in skipped:
         print(f"skipped: {line}")
     started = time.perf_counter()

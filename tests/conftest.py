@@ -22,3 +22,15 @@ def make_cfg() -> Callable[..., DictConfig]:
             return compose("config", overrides=["trainer=fast", "logger=none", *overrides])
 
     return _make
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One intra-op thread per test: on a 2-core runner, two threads compete with everything
+    else and small models train many times slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

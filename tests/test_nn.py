@@ -344,3 +344,18 @@ def test_select_is_a_no_op_for_all_columns() -> None:
     assert select(x, [0, 1, 2]) is x
     assert torch.equal(select(x, [2, 0]), x[:, [2, 0]])
     assert select(x, []).shape == (3, 0)
+
+
+def test_feature_wise_linear_keeps_features_independent():
+    from zoo.nn import FeatureWiseLinear
+
+    layer = FeatureWiseLinear(3, 2, 4)
+    x = torch.randn(5, 3, 2)
+    out = layer(x)
+    assert out.shape == (5, 3, 4)
+    changed = x.clone()
+    changed[:, 1] += 1.0  # only feature 1 moves: the other features' outputs stay put
+    after = layer(changed)
+    torch.testing.assert_close(after[:, [0, 2]], out[:, [0, 2]])
+    assert not torch.allclose(after[:, 1], out[:, 1])
+    assert sum(p.numel() for p in FeatureWiseLinear(0, 2, 4).parameters()) == 0

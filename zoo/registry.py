@@ -172,6 +172,6 @@ def store_configs(config_dir: Any) -> list[str]:
         except (ImportError, TypeError) as err:
             warnings.warn(str(err), stacklevel=2)
             continue
-        store.store(group="model", name=name, node={"name": name, **default_hparams(cls)})
+        store.store(group="model", name=name, node={"name": name, **default_hparams(cls)}, replace=True)
         stored.append(name)
     return stored

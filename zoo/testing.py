@@ -268,7 +268,8 @@ def check_builds_from_edge_specs(
     model_name: str, tmp_path: Path, *, overrides: Mapping[str, Any] | None = None
 ) -> None:
     """Builds from specs with no categorical, no numeric, a single categorical or a single numeric
-    field, with crosses on and off, and gives finite logits [B] for each in eval mode."""
+    field, with crosses on and off; for each, finite logits [B] in eval mode and (neural models)
+    a loss whose gradient reaches every parameter."""
     config = default_config(model_name)
     for label, spec in edge_specs().items():
         for crosses in crosses_settings(config):
@@ -281,6 +282,7 @@ def check_builds_from_edge_specs(
                 batch = tiny_batch(spec, 8, seed=1, raw_values=model.uses_raw_values)
                 with torch.no_grad():
                     _expect_logits(model(batch), 8, where)
+                _expect_trainable(model, batch, where)
 
 
 def check_forward_gives_logits(
@@ -299,17 +301,7 @@ def check_forward_gives_logits(
                 logits = model(batch)
                 _expect_logits(logits, 16, where)
                 _expect(torch.equal(logits, model(batch)), f"{where}: eval-mode forward is not deterministic")
-            if isinstance(model, TreeModel):
-                continue
-            model.train()
-            loss = total_loss(model.loss(batch, model(batch)))
-            _expect(
-                isinstance(loss, torch.Tensor) and loss.ndim == 0 and bool(torch.isfinite(loss)),
-                f"{where}: loss(batch, output) is {loss!r}, expected a finite scalar tensor",
-            )
-            loss.backward()
-            unused = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
-            _expect(not unused, f"{where}: parameters without a gradient (they break DDP): {unused}")
+            _expect_trainable(model, batch, where)
 
 
 def check_learns_planted_signal(
@@ -458,6 +450,25 @@ def _expect_logits(logits: Any, n: int, where: str) -> None:
     )
     _expect(tuple(logits.shape) == (n,), f"{where}: logits of shape {tuple(logits.shape)}, expected ({n},)")
     _expect(bool(torch.isfinite(logits).all()), f"{where}: logits are not all finite: {logits.tolist()}")
+
+
+def _expect_trainable(model: CreditModel, batch: Batch, where: str) -> None:
+    """Neural models: in training mode, `loss(batch, forward(batch))` is a finite scalar whose
+    gradient reaches every trainable parameter (one that gets none breaks DDP)."""
+    if isinstance(model, TreeModel):
+        return
+    model.train()
+    model.zero_grad(set_to_none=True)
+    loss = total_loss(model.loss(batch, model(batch)))
+    _expect(
+        isinstance(loss, torch.Tensor) and loss.ndim == 0 and bool(torch.isfinite(loss)),
+        f"{where}: loss(batch, output) is {loss!r}, expected a finite scalar tensor",
+    )
+    loss.backward()
+    unused = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    _expect(not unused, f"{where}: parameters without a gradient (they break DDP): {unused}")
+    model.zero_grad(set_to_none=True)
+    model.eval()
 
 
 def _loss_at(model: CreditModel, batch: Batch, seed: int) -> float:
