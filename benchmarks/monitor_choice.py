@@ -46,9 +46,8 @@ def main() -> None:
                         values = np.array([r["test"][key] for r in runs])
                         cells.append(f"{values.mean():.4f} ± {values.std(ddof=1):.4f}")
                     epochs = np.mean([r["epochs"] for r in runs])
-                    print(
-                        f"| {dataset} | {model} | {monitor} | {' | '.join(cells)} | {epochs:.0f} | {seconds:.0f} |"
-                    )
+                    row = [dataset, model, monitor, *cells, f"{epochs:.0f}", f"{seconds:.0f}"]
+                    print("| " + " | ".join(row) + " |")
 
 
 if __name__ == "__main__":
