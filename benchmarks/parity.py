@@ -18,6 +18,8 @@ skipped with a note.
     python benchmarks/parity.py --quick                      # german, 2 folds: a smoke run
     python benchmarks/parity.py --datasets german credit_data --out parity.csv
     python benchmarks/parity.py --models lr sklearn_lr --zoo-override model.learning_rate=0.03
+
+Wall times are only comparable on an otherwise idle machine; on a busy one pass --threads 1.
 """
 
 from __future__ import annotations
@@ -501,7 +503,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="CSV of per-fold rows, rewritten after every model")
     parser.add_argument("--resume", action="store_true", help="keep --out's rows and skip what they hold")
     parser.add_argument("--quick", action="store_true", help="smoke run: german, 2 folds (unless given)")
-    parser.add_argument("--threads", type=int, default=2, help="torch / LightGBM / pytabkit threads")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        help="torch (zoo and pytabkit) and LightGBM threads (default: 2). On a machine shared with other "
+        "jobs use 1: with more threads than free cores, spin-waiting makes RealMLP and LightGBM ~10x slower",
+    )
     parser.add_argument(
         "--zoo-override", nargs="*", default=[], help="extra Hydra overrides for the zoo runs (and model=lr/"
         "catboost hyperparameters read for the references), e.g. trainer.max_epochs=50",

@@ -131,3 +131,11 @@ def test_the_split_seed_is_separate_from_the_training_seed(tmp_path, make_cfg):
     ]
     assert rows[0] == rows[1] and a["split_seed"] == b["split_seed"] == 7
     assert a["test"]["auc"] != b["test"]["auc"]  # initialisation differs
+
+
+@pytest.mark.parametrize("kind", ["periodic", "piecewise_linear"])
+def test_dnn_with_learned_numeric_embeddings_keeps_the_contract(tmp_path, kind):
+    from zoo.testing import check_checkpoint_round_trip, check_learns_planted_signal
+
+    check_learns_planted_signal("dnn", tmp_path, overrides={"numeric_embedding": kind})
+    check_checkpoint_round_trip("dnn", tmp_path, overrides={"numeric_embedding": kind})

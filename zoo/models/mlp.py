@@ -9,13 +9,14 @@ import torch
 
 from zoo.data.spec import FeatureSpec
 from zoo.models.base import Batch, CreditModel
-from zoo.nn import MLP, FieldEmbedding
+from zoo.nn import MLP, FieldEmbedding, NumericEmbedding
 
 
 class DNN(CreditModel):
     """MLP (default 256-128-64, ReLU) over categorical embeddings and encoded numerics.
 
-    `dnn_cross` (DNN+Cross) is this class with `use_crosses: true` in its config.
+    `dnn_cross` (DNN+Cross) is this class with `use_crosses: true` in its config;
+    `numeric_embedding` (null, linear, periodic, piecewise_linear) embeds each numeric first.
     """
 
     def __init__(
@@ -26,6 +27,7 @@ class DNN(CreditModel):
         d_embedding: int = 8,
         dropout: float = 0.2,
         use_crosses: bool = False,
+        numeric_embedding: str | None = None,
         learning_rate: float = 1e-3,
         weight_decay: float = 1e-4,
     ) -> None:
@@ -35,10 +37,20 @@ class DNN(CreditModel):
         self.embed = FieldEmbedding(spec.cardinalities, d_embedding)
         self.embed_crosses = FieldEmbedding(spec.cross_cardinalities if use_crosses else [], d_embedding)
         n_fields = spec.n_categorical + (spec.n_crosses if use_crosses else 0)
-        self.mlp = MLP(n_fields * d_embedding + spec.n_numeric, list(hidden), dropout=dropout, d_out=1)
+        # Numerics enter as they are, or through a learned embedding (Gorishniy et al. 2022):
+        # piecewise-linear on the training quantiles the spec carries, or periodic.
+        self.numeric_embedding = numeric_embedding
+        self.embed_numeric: NumericEmbedding | None = None
+        d_numeric = spec.n_numeric
+        if numeric_embedding is not None and spec.n_numeric:
+            bins = [f.bin_edges() for f in spec.numeric] if numeric_embedding == "piecewise_linear" else None
+            self.embed_numeric = NumericEmbedding(numeric_embedding, spec.n_numeric, d_embedding, bins=bins)
+            d_numeric = spec.n_numeric * d_embedding
+        self.mlp = MLP(n_fields * d_embedding + d_numeric, list(hidden), dropout=dropout, d_out=1)
 
     def forward(self, batch: Batch) -> torch.Tensor:
-        parts = [self.embed(batch["x_cat"]).flatten(1), batch["x_num"]]
+        x_num = batch["x_num"] if self.embed_numeric is None else self.embed_numeric(batch["x_num"]).flatten(1)
+        parts = [self.embed(batch["x_cat"]).flatten(1), x_num]
         if self.use_crosses:
             parts.append(self.embed_crosses(batch["x_cross"]).flatten(1))
         return self.mlp(torch.cat(parts, dim=1)).squeeze(-1)
