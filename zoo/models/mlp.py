@@ -49,7 +49,9 @@ class DNN(CreditModel):
         self.mlp = MLP(n_fields * d_embedding + d_numeric, list(hidden), dropout=dropout, d_out=1)
 
     def forward(self, batch: Batch) -> torch.Tensor:
-        x_num = batch["x_num"] if self.embed_numeric is None else self.embed_numeric(batch["x_num"]).flatten(1)
+        x_num = batch["x_num"]
+        if self.embed_numeric is not None:
+            x_num = self.embed_numeric(x_num).flatten(1)
         parts = [self.embed(batch["x_cat"]).flatten(1), x_num]
         if self.use_crosses:
             parts.append(self.embed_crosses(batch["x_cross"]).flatten(1))
