@@ -51,6 +51,7 @@ def test_mode_follows_the_monitor_and_patience_counts_steps():
     stop = OmegaConf.create({"monitor": "val/loss", "mode": None, "patience": 10, "patience_steps": 300})
     assert patience_epochs(stop, steps_per_epoch=3) == 100  # 1,000 rows at batch 256
     assert patience_epochs(stop, steps_per_epoch=4000) == 10  # 1M rows
+    assert patience_epochs(stop, steps_per_epoch=1, full_batch=True) == 10  # L-BFGS: each epoch solves
 
 
 def test_warmup_cosine_rises_then_decays_to_the_floor():

@@ -144,9 +144,12 @@ def check_settings(cfg: DictConfig) -> None:
         )
 
 
-def patience_epochs(stop: Any, steps_per_epoch: int) -> int:
+def patience_epochs(stop: Any, steps_per_epoch: int, *, full_batch: bool = False) -> int:
     """Patience in validation epochs, never shorter than `patience_steps` optimiser steps: a
-    1,000-row set (a few steps an epoch) and a 1M-row set both get room to improve."""
+    1,000-row set (a few steps an epoch) and a 1M-row set both get room to improve. A
+    full-batch optimiser (L-BFGS) solves to convergence every epoch: plain epochs then."""
+    if full_batch:
+        return int(stop.patience)
     return max(int(stop.patience), -(-int(stop.get("patience_steps", 0)) // max(1, steps_per_epoch)))
 
 
@@ -189,7 +192,7 @@ def _trainer(
         pl.callbacks.EarlyStopping(
             monitor=stop.monitor,
             mode=mode,
-            patience=patience_epochs(stop, steps_per_epoch),
+            patience=patience_epochs(stop, steps_per_epoch, full_batch=bool(cfg.optim.get("full_batch"))),
             min_delta=stop.min_delta,
         ),
     ]
