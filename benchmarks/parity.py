@@ -11,6 +11,9 @@ validation rows drive their early stopping), so every model sees the same rows.
     zoo catboost            vs CatBoostClassifier with conf/model/catboost.yaml's hyperparameters
                             (and LightGBM, if installed, as a second boosted-tree reference)
     zoo dnn, zoo wide_deep  vs pytabkit's RealMLP-TD and TabM-D at their defaults
+    zoo deepfm, fibinet,    vs DeepCTR-Torch's DeepFM, FiBiNET and AutoInt at the library's defaults
+      autoint               (Adam 1e-3, batch 256, early stopping on validation log-loss); zoo afcc
+                            and fm have no external implementation and are listed without a gap
 
 Needs the `bench` extra (pip install -e '.[bench]'); a reference whose library is missing is
 skipped with a note.
@@ -62,7 +65,7 @@ class Entry:
 
     label: str
     zoo: bool
-    group: str  # linear / boosting / neural: gaps are taken within a group
+    group: str  # linear / boosting / neural / interaction: gaps are taken within a group
     reference: str | None = None  # for zoo models: the entry its gap is taken against
 
 
@@ -77,7 +80,16 @@ MODELS: dict[str, Entry] = {
     "wide_deep": Entry("zoo wide_deep", True, "neural", "realmlp_td"),
     "realmlp_td": Entry("RealMLP-TD (pytabkit)", False, "neural"),
     "tabm_d": Entry("TabM-D (pytabkit)", False, "neural"),
+    "afcc": Entry("zoo afcc", True, "interaction"),
+    "fm": Entry("zoo fm", True, "interaction"),
+    "deepfm": Entry("zoo deepfm", True, "interaction", "deepctr_deepfm"),
+    "fibinet": Entry("zoo fibinet", True, "interaction", "deepctr_fibinet"),
+    "autoint": Entry("zoo autoint", True, "interaction", "deepctr_autoint"),
+    "deepctr_deepfm": Entry("DeepFM (DeepCTR-Torch)", False, "interaction"),
+    "deepctr_fibinet": Entry("FiBiNET (DeepCTR-Torch)", False, "interaction"),
+    "deepctr_autoint": Entry("AutoInt (DeepCTR-Torch)", False, "interaction"),
 }
+DEEPCTR = {"deepctr_deepfm": "DeepFM", "deepctr_fibinet": "FiBiNET", "deepctr_autoint": "AutoInt"}
 
 CSV_FIELDS = [
     "dataset", "model", "fold", "n_folds", "seed", "auc", "brier", "logloss", "seconds",
@@ -290,6 +302,109 @@ def pytabkit_model(name: str, fold: Fold, seed: int, threads: int, val_metric: s
     return proba[:, list(model.classes_).index(1)]
 
 
+def import_deepctr() -> Any:
+    """`deepctr_torch`, without what its `__init__` does besides importing: it calls
+    `deepctr_torch.utils.check_version`, which asks PyPI for the latest release from a (non-daemon)
+    thread, and that module imports `requests`, which the package does not declare (0.3.0). A stub
+    `deepctr_torch.utils` (nothing else in the package imports it) skips both."""
+    import sys
+    import types
+
+    if "deepctr_torch" not in sys.modules:
+        stub = types.ModuleType("deepctr_torch.utils")
+        stub.check_version = lambda version: None  # type: ignore[attr-defined]
+        sys.modules.setdefault("deepctr_torch.utils", stub)
+    import deepctr_torch
+
+    return deepctr_torch
+
+
+@dataclass(frozen=True)
+class DeepCTRSettings:
+    embedding_dim: int = 8  # every SparseFeat (the library's own SparseFeat default is 4)
+    batch_size: int = 256
+    max_epochs: int = 100
+    patience: int = 10  # epochs without a lower validation log-loss
+    patience_steps: int = 0  # ...but at least this many optimiser steps, as the zoo's early_stopping
+
+
+def deepctr_inputs(fold: Fold) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, int], list[str]]:
+    """DeepCTR-Torch inputs of each split: categoricals label-encoded on the training rows (0 is
+    reserved for a value unseen there, training values are 1..n), numerics median-imputed and
+    standardised on the training rows, 0/1 missing indicators as in `_numeric_for_nets`.
+    Returns (split -> feature -> column, categorical -> vocabulary size, dense feature names)."""
+    x = _numeric_for_nets(fold)
+    train = x["train"]
+    codes = {c: {v: i + 1 for i, v in enumerate(sorted(set(train[c])))} for c in fold.categorical}
+    mean, std = train[fold.numeric].mean(), train[fold.numeric].std(ddof=0)
+    std = std.where(std > 0, 1.0)
+    indicators = [c for c in train.columns if c.endswith("__missing")]
+    inputs = {}
+    for split, frame in x.items():
+        cols: dict[str, np.ndarray] = {}
+        for c in fold.categorical:
+            cols[c] = frame[c].map(codes[c]).fillna(0).to_numpy(dtype=np.int64)
+        for c in fold.numeric:
+            cols[c] = ((frame[c] - mean[c]) / std[c]).to_numpy(dtype=np.float64)
+        for c in indicators:
+            cols[c] = frame[c].to_numpy(dtype=np.float64)
+        inputs[split] = cols
+    vocab = {c: len(codes[c]) + 1 for c in fold.categorical}
+    return inputs, vocab, [*fold.numeric, *indicators]
+
+
+def deepctr_model(name: str, fold: Fold, seed: int, settings: DeepCTRSettings) -> tuple[np.ndarray, str]:
+    """DeepCTR-Torch's DeepFM, FiBiNET or AutoInt at the library's architecture defaults, trained
+    one epoch per `fit` call with Adam (the library's "adam": lr 1e-3) on binary cross-entropy;
+    the state with the lowest validation log-loss predicts the test rows."""
+    import contextlib
+    import copy
+    import io
+
+    from sklearn.metrics import log_loss
+
+    import_deepctr()
+    from deepctr_torch import models
+    from deepctr_torch.inputs import DenseFeat, SparseFeat
+
+    inputs, vocab, dense = deepctr_inputs(fold)
+    if name in ("deepctr_fibinet", "deepctr_autoint") and len(vocab) < 2:
+        raise ValueError(f"{DEEPCTR[name]} interacts categorical fields only; this data has {len(vocab)}")
+    columns = [
+        SparseFeat(c, vocabulary_size=n, embedding_dim=settings.embedding_dim) for c, n in vocab.items()
+    ]
+    columns += [DenseFeat(c, 1) for c in dense]
+    model = getattr(models, DEEPCTR[name])(columns, columns, task="binary", device="cpu", seed=seed)
+    model.compile("adam", "binary_crossentropy")
+    y_train = fold.y["train"].astype(np.float32)
+    steps_per_epoch = -(-len(y_train) // settings.batch_size)
+    patience = max(settings.patience, -(-settings.patience_steps // steps_per_epoch))
+    best_loss, best_epoch, best_state = math.inf, -1, None
+    epoch = 0
+    for epoch in range(settings.max_epochs):
+        with contextlib.redirect_stdout(io.StringIO()):  # fit prints the device and sizes every call
+            model.fit(inputs["train"], y_train, batch_size=settings.batch_size, epochs=1, verbose=0)
+        val = np.clip(model.predict(inputs["val"], settings.batch_size).reshape(-1), 1e-7, 1 - 1e-7)
+        loss = log_loss(fold.y["val"], val, labels=[0, 1])
+        if loss < best_loss:
+            best_loss, best_epoch, best_state = loss, epoch, copy.deepcopy(model.state_dict())
+        elif epoch - best_epoch >= patience:
+            break
+    model.load_state_dict(best_state)
+    prob = model.predict(inputs["test"], settings.batch_size).reshape(-1)
+    return prob, f"epochs={best_epoch + 1}/{epoch + 1} val_logloss={best_loss:.4f}"
+
+
+def deepctr_defaults(name: str) -> str:
+    """The library's architecture defaults of one model, as its signature gives them."""
+    cls = getattr(import_deepctr().models, DEEPCTR[name])
+    skip = {"seed", "task", "device", "gpus"}
+    params = inspect.signature(cls).parameters.values()
+    return ", ".join(
+        f"{p.name}={p.default!r}" for p in params if p.default is not p.empty and p.name not in skip
+    )
+
+
 # --- running ------------------------------------------------------------------------------------
 
 
@@ -303,10 +418,12 @@ def lr_l2(seed: int, extra: list[str]) -> float | None:
 def available(name: str) -> str | None:
     """Why a reference cannot run here, or None."""
     needs = {"lightgbm": "lightgbm", "realmlp_td": "pytabkit", "tabm_d": "pytabkit"}.get(name)
+    if name in DEEPCTR:
+        needs = "deepctr_torch"
     if needs is None:
         return None
     try:
-        __import__(needs)
+        import_deepctr() if needs == "deepctr_torch" else __import__(needs)
     except ImportError as err:
         return f"{needs} is not installed ({err}); pip install -e '.[bench]'"
     return None
@@ -342,6 +459,19 @@ def runner(name: str, args: argparse.Namespace) -> Callable[[str, Fold, int], tu
         return scored(lambda f: lightgbm_direct(f, args.seed, args.threads))
     if name in ("realmlp_td", "tabm_d"):
         return scored(lambda f: pytabkit_model(name, f, args.seed, args.threads, args.pytabkit_val_metric))
+    if name in DEEPCTR:
+        settings = DeepCTRSettings(
+            embedding_dim=args.deepctr_embedding_dim,
+            max_epochs=args.deepctr_max_epochs,
+            patience=args.deepctr_patience,
+            patience_steps=args.deepctr_patience_steps,
+        )
+
+        def run_deepctr(ds: str, fold: Fold, k: int) -> tuple[dict[str, float], str]:
+            prob, note = deepctr_model(name, fold, args.seed, settings)
+            return scored(lambda f: prob)(ds, fold, k)[0], note
+
+        return run_deepctr
     raise ValueError(name)
 
 
@@ -460,10 +590,22 @@ def table(frame: pd.DataFrame, dataset: str, models: list[str]) -> str:
         means = {m: frame.loc[frame["model"] == m, "auc"].mean() for m in neural}
         best = max(neural, key=lambda m: -math.inf if math.isnan(means[m]) else means[m])
         pairs += [(best, "realmlp_td"), (best, "tabm_d")]
+    pairs += [(m, ref) for m, ref in (("deepfm", "deepctr_deepfm"), ("fibinet", "deepctr_fibinet"),
+                                      ("autoint", "deepctr_autoint"))]  # fmt: skip
+    interaction = [m for m in ("afcc", "fm", "deepfm", "fibinet", "autoint") if m in present]
+    best_interaction = None
+    if interaction:
+        means = {m: frame.loc[frame["model"] == m, "auc"].mean() for m in interaction}
+        best_interaction = max(interaction, key=lambda m: -math.inf if math.isnan(means[m]) else means[m])
+        pairs += [(best_interaction, "catboost_direct")]
     for model, reference in pairs:
         if model not in present or reference not in present:
             continue
-        name = f"best zoo neural ({model}, by mean test AUC)" if model == best else MODELS[model].label
+        name = MODELS[model].label
+        if model == best and reference in ("realmlp_td", "tabm_d"):
+            name = f"best zoo neural ({model}, by mean test AUC)"
+        elif model == best_interaction and reference == "catboost_direct":
+            name = f"best zoo interaction model ({model}, by mean test AUC)"
         auc = _paired_gap(frame, model, reference, "auc")
         brier = _paired_gap(frame, model, reference, "brier")
         if auc.empty:
@@ -483,7 +625,15 @@ def versions() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     out = []
-    for name in ("torch", "pytorch-lightning", "scikit-learn", "catboost", "lightgbm", "pytabkit"):
+    for name in (
+        "torch",
+        "pytorch-lightning",
+        "scikit-learn",
+        "catboost",
+        "lightgbm",
+        "pytabkit",
+        "deepctr-torch",
+    ):
         try:
             out.append(f"{name} {version(name)}")
         except PackageNotFoundError:
@@ -517,6 +667,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--pytabkit-val-metric", default=None,
         help="val_metric_name for RealMLP/TabM (default: the library's, classification error)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--deepctr-embedding-dim",
+        type=int,
+        default=DeepCTRSettings.embedding_dim,
+        help="embedding_dim of every DeepCTR-Torch SparseFeat (default: 8; the library's is 4)",
+    )
+    parser.add_argument("--deepctr-max-epochs", type=int, default=DeepCTRSettings.max_epochs)
+    parser.add_argument(
+        "--deepctr-patience",
+        type=int,
+        default=DeepCTRSettings.patience,
+        help="DeepCTR-Torch early stopping: epochs without a lower validation log-loss (default: 10)",
+    )
+    parser.add_argument(
+        "--deepctr-patience-steps", type=int, default=DeepCTRSettings.patience_steps,
+        help="...but at least this many optimiser steps (default: 0; the zoo's early_stopping.patience_steps "
+        "is 300)",
     )  # fmt: skip
     args = parser.parse_args(argv)
     if args.datasets is None:
@@ -570,6 +738,18 @@ def main(argv: list[str] | None = None) -> None:
         "CatBoost/LightGBM direct: raw frame, native categoricals, raw numerics (NaN kept); RealMLP/TabM: "
         "raw frame, native categoricals, numerics median-imputed (+ missing indicators)"
     )
+    deepctr = [m for m in models if m in DEEPCTR]
+    if deepctr:
+        print(
+            "DeepCTR-Torch: raw frame, categoricals label-encoded on the training rows (0: unseen there) as "
+            f"SparseFeat(embedding_dim={args.deepctr_embedding_dim}), numerics median-imputed and "
+            "standardised on the training rows (+ missing indicators) as DenseFeat(1), all columns both "
+            "linear and DNN features; compile('adam', 'binary_crossentropy'), batch 256, one epoch per fit, "
+            f"up to {args.deepctr_max_epochs} epochs, the state with the lowest validation log-loss kept, "
+            f"patience {args.deepctr_patience} epochs (and {args.deepctr_patience_steps} steps)"
+        )
+        for m in deepctr:
+            print(f"  {DEEPCTR[m]} defaults: {deepctr_defaults(m)}")
     zoo_run = " ".join(zoo_overrides("<model>", "<dataset>", args.n_folds, 0, args.seed, args.zoo_override))
     print(f"zoo runs: zoo.train.train(cfg) with overrides {zoo_run.replace('data.fold=0', 'data.fold=<k>')}")
     for line in skipped:

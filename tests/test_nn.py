@@ -76,6 +76,11 @@ LAYERS: dict[str, tuple[Callable[[], nn.Module], Callable[[int], torch.Tensor], 
     "mlp": (lambda: MLP(N_NUMERIC, [8, 4], dropout=0.1, d_out=1), numeric, lambda b: (b, 1)),
     "mlp_batch_norm": (lambda: MLP(N_NUMERIC, [8], batch_norm=True), numeric, lambda b: (b, 8)),
     "senet": (lambda: SENET(N_FIELDS, reduction_ratio=2), fields, lambda b: (b, N_FIELDS, D)),
+    "senet_sigmoid_bias": (
+        lambda: SENET(N_FIELDS, gate="sigmoid", bias=True),
+        fields,
+        lambda b: (b, N_FIELDS, D),
+    ),
     "bilinear_field_all": (lambda: BilinearInteraction(N_FIELDS, D), fields, lambda b: (b, 10, D)),
     "bilinear_field_each": (
         lambda: BilinearInteraction(N_FIELDS, D, kind="field_each"),
@@ -100,6 +105,11 @@ LAYERS: dict[str, tuple[Callable[[], nn.Module], Callable[[int], torch.Tensor], 
         lambda b: (b, N_FIELDS, 8),
     ),
     "attention_pooling": (lambda: AttentionPooling(D, d_attention=3), fields, lambda b: (b, D)),
+    "attention_pooling_tanh": (
+        lambda: AttentionPooling(D, d_attention=3, activation="tanh"),
+        fields,
+        lambda b: (b, D),
+    ),
 }
 
 

@@ -306,7 +306,7 @@ def train(cfg: DictConfig, run_dir: Path | str | None = None) -> dict[str, Any]:
     write_text(run_dir / CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
     artifacts = getattr(model, "write_artifacts", None)
     if callable(artifacts):
-        artifacts(run_dir)
+        artifacts(run_dir, dm)
     write_json(run_dir / METRICS_FILE, result)
     write_manifest(run_dir, data=dm.source, versions=library_versions())
     return result

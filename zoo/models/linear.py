@@ -113,6 +113,6 @@ class LogisticRegression(CreditModel):
             intercept=float(self.numeric.bias.item()),
         )
 
-    def write_artifacts(self, run_dir: Path) -> None:
+    def write_artifacts(self, run_dir: Path, data: Any = None) -> None:
         """Write `wide_weights.csv`, the coefficients sorted by magnitude."""
         write_csv(Path(run_dir) / WIDE_WEIGHTS_FILE, self.wide_weights())

@@ -151,6 +151,6 @@ class WideDeep(CreditModel):
             intercept=float(self.head.bias.item()),
         )
 
-    def write_artifacts(self, run_dir: Path) -> None:
+    def write_artifacts(self, run_dir: Path, data: Any = None) -> None:
         """Write `wide_weights.csv`, the wide coefficients sorted by magnitude."""
         write_csv(Path(run_dir) / WIDE_WEIGHTS_FILE, self.wide_weights())

@@ -1,10 +1,11 @@
-"""Layers shared by the models: field embeddings, numeric embeddings, MLPs, interactions, attention."""
+"""Layers shared by the models: field embeddings and tokens, numeric encodings, MLPs, interactions."""
 
 from zoo.nn.attention import AttentionPooling, FieldAttention
 from zoo.nn.embeddings import FieldEmbedding, OneHotLinear
-from zoo.nn.interactions import SENET, BilinearInteraction, FMInteraction
+from zoo.nn.interactions import SENET, BilinearInteraction, CrossCompression, FMInteraction
 from zoo.nn.mlp import MLP, FeatureWiseLinear
 from zoo.nn.numeric import NumericEmbedding, NumericTokenizer, bins_from_edges
+from zoo.nn.tokens import FieldTokens, FirstOrder
 from zoo.nn.utils import select
 
 __all__ = [
@@ -12,10 +13,13 @@ __all__ = [
     "SENET",
     "AttentionPooling",
     "BilinearInteraction",
+    "CrossCompression",
     "FMInteraction",
     "FeatureWiseLinear",
     "FieldAttention",
     "FieldEmbedding",
+    "FieldTokens",
+    "FirstOrder",
     "NumericEmbedding",
     "NumericTokenizer",
     "OneHotLinear",

@@ -82,22 +82,28 @@ class FieldAttention(nn.Module):
         return torch.relu(out)
 
 
+ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
+
+
 class AttentionPooling(nn.Module):
     """Attention pooling over a set (AFM, Xiao et al. 2017, Eqs. 4-5): [B, f, d] -> [B, d].
 
-    sum_i a_i v_i with a = softmax_i(h^T ReLU(W v_i + b)); `weights` returns a.
+    sum_i a_i v_i with a = softmax_i(h^T s(W v_i + b)); s is ReLU (AFM) or tanh (additive attention,
+    Bahdanau et al. 2015; AFCC). `weights` returns a, for models that re-weight rather than pool.
     """
 
-    def __init__(self, d_in: int, *, d_attention: int = 16) -> None:
+    def __init__(self, d_in: int, *, d_attention: int = 16, activation: str = "relu") -> None:
         super().__init__()
         if d_in < 1:
             raise ValueError(f"d_in={d_in}, expected a positive integer")
         if d_attention < 1:
             raise ValueError(f"d_attention={d_attention}, expected a positive integer")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation={activation!r}, expected one of {list(ACTIVATIONS)}")
         self.d_in = d_in
         self.attention = nn.Sequential(
             nn.Linear(d_in, d_attention),
-            nn.ReLU(),
+            ACTIVATIONS[activation](),
             nn.Linear(d_attention, 1, bias=False),  # h^T; a bias would cancel in the softmax
         )
 

@@ -1,4 +1,4 @@
-"""Feature-interaction layers over field embeddings [B, f, d]: FM, FiBiNET's SENET and bilinear."""
+"""Feature-interaction layers over field embeddings [B, f, d]: FM, SENET, bilinear, cross-compression."""
 
 from __future__ import annotations
 
@@ -33,32 +33,41 @@ class FMInteraction(nn.Module):
         return pairwise.sum(dim=-1) if self.reduce_sum else pairwise
 
 
+GATES: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
+
+
 class SENET(nn.Module):
     """Squeeze-Excitation over fields (FiBiNET, Huang et al. 2019, Eqs. 3-5): [B, f, d] -> [B, f, d].
 
-    Squeeze: mean over d; excitation: A = s(W2 ReLU(W1 z)) with f -> max(1, f // r) -> f; re-weight v_i * a_i.
+    Squeeze: mean over d; excitation: A = s(W2 ReLU(W1 z)) with f -> max(1, f // r) -> f; re-weight
+    v_i * a_i. `gate` is s: "relu" (FiBiNET), "sigmoid" (SENet, Hu et al. 2018) or "tanh"; `bias`
+    adds biases to both layers (FiBiNET's Eq. 4 has none).
     """
 
     def __init__(
-        self, n_fields: int, *, reduction_ratio: int = 3, gate: Literal["relu", "sigmoid"] = "relu"
+        self,
+        n_fields: int,
+        *,
+        reduction_ratio: int = 3,
+        gate: Literal["relu", "sigmoid", "tanh"] = "relu",
+        bias: bool = False,
     ) -> None:
         super().__init__()
         if n_fields < 0:
             raise ValueError(f"n_fields={n_fields}, expected an integer >= 0")
         if reduction_ratio < 1:
             raise ValueError(f"reduction_ratio={reduction_ratio}, expected a positive integer")
-        if gate not in ("relu", "sigmoid"):
-            raise ValueError(f"gate={gate!r}, expected 'relu' (FiBiNET) or 'sigmoid' (SENet, Hu et al. 2018)")
+        if gate not in GATES:
+            raise ValueError(f"gate={gate!r}, expected one of {list(GATES)}")
         self.n_fields = n_fields
         self.d_reduced = max(1, n_fields // reduction_ratio)
         self.excitation: nn.Sequential | None = None
         if n_fields:  # no parameters without fields: a parameter without gradient breaks DDP
-            # Eq. 4 has no biases: A = s2(W2 s1(W1 Z)).
             self.excitation = nn.Sequential(
-                nn.Linear(n_fields, self.d_reduced, bias=False),
+                nn.Linear(n_fields, self.d_reduced, bias=bias),
                 nn.ReLU(),
-                nn.Linear(self.d_reduced, n_fields, bias=False),
-                nn.ReLU() if gate == "relu" else nn.Sigmoid(),
+                nn.Linear(self.d_reduced, n_fields, bias=bias),
+                GATES[gate](),
             )
 
     def gate(self, x: torch.Tensor) -> torch.Tensor:
@@ -119,3 +128,42 @@ class BilinearInteraction(nn.Module):
         else:
             projected = torch.einsum("bpd,pde->bpe", v_left, self.weight)
         return projected * v_right
+
+
+class CrossCompression(nn.Module):
+    """Cross-compression units (MKR, Wang et al. 2019, Eq. 3) over paired field vectors v, u: [B, f, d].
+
+    Each unit forms C = v u^T (d x d) per field and compresses it back to two vectors,
+        v' = C w_vv + C^T w_uv + b_v,    u' = C w_vu + C^T w_uu + b_u,
+    with weights shared across fields. C w = v (u . w) and C^T w = u (v . w), so C is never built.
+    `n_units` units are stacked, each with its own weights.
+    """
+
+    def __init__(self, d_embedding: int, *, n_units: int = 1) -> None:
+        super().__init__()
+        if d_embedding < 1:
+            raise ValueError(f"d_embedding={d_embedding}, expected a positive integer")
+        if n_units < 1:
+            raise ValueError(f"n_units={n_units}, expected a positive integer")
+        self.d_embedding = d_embedding
+        self.n_units = n_units
+        bound = d_embedding**-0.5
+        # Per unit: w_vv, w_uv, w_vu, w_uu as the rows of [4, d]; biases b_v, b_u as [2, d].
+        self.weight = nn.Parameter(torch.empty(n_units, 4, d_embedding).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.zeros(n_units, 2, d_embedding))
+
+    def forward(self, v: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if v.ndim != 3 or v.shape != u.shape or v.shape[2] != self.d_embedding:
+            raise ValueError(
+                f"v.shape={tuple(v.shape)}, u.shape={tuple(u.shape)}, expected two equal shapes "
+                f"[batch, n_fields, {self.d_embedding}]"
+            )
+        for weight, bias in zip(self.weight, self.bias, strict=True):
+            w_vv, w_uv, w_vu, w_uu = weight
+            u_w = u @ torch.stack([w_vv, w_vu], dim=1)  # [B, f, 2]: u . w_vv, u . w_vu
+            v_w = v @ torch.stack([w_uv, w_uu], dim=1)  # [B, f, 2]: v . w_uv, v . w_uu
+            v, u = (
+                v * u_w[..., :1] + u * v_w[..., :1] + bias[0],
+                v * u_w[..., 1:] + u * v_w[..., 1:] + bias[1],
+            )
+        return v, u

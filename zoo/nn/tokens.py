@@ -1,0 +1,46 @@
+"""Whole-row layers of the interaction models: one token per field, and the first-order (linear) term."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from zoo.nn.embeddings import FieldEmbedding, OneHotLinear
+from zoo.nn.numeric import NumericTokenizer
+
+
+class FieldTokens(nn.Module):
+    """One d-vector per field, categorical embeddings then numeric tokens x_j v_j: [B, m + n, d].
+
+    Every field, categorical or numeric, is one token; a numeric token scales a learned vector by
+    the value (FM, Rendle 2010; AutoInt, Song et al. 2019, Eq. 2), so a value at the training mean
+    (and a missing one, imputed there) gives a zero token.
+    """
+
+    def __init__(self, cardinalities: Sequence[int], n_numeric: int, d_embedding: int) -> None:
+        super().__init__()
+        self.embed = FieldEmbedding(cardinalities, d_embedding)
+        self.tokenize = NumericTokenizer(n_numeric, d_embedding, bias=False)
+        self.n_fields = self.embed.n_fields + n_numeric
+        self.d_embedding = d_embedding
+
+    def forward(self, x_cat: torch.Tensor, x_num: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.embed(x_cat), self.tokenize(x_num)], dim=1)
+
+
+class FirstOrder(nn.Module):
+    """The linear term w0 + sum_i w_i x_i: one weight per categorical value, one per numeric: [B]."""
+
+    def __init__(self, cardinalities: Sequence[int], n_numeric: int) -> None:
+        super().__init__()
+        self.categorical = OneHotLinear(cardinalities)
+        self.numeric = nn.Linear(n_numeric, 1) if n_numeric else None
+        self.bias = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x_cat: torch.Tensor, x_num: torch.Tensor) -> torch.Tensor:
+        logit = self.categorical(x_cat) + self.bias
+        if self.numeric is not None:
+            logit = logit + self.numeric(x_num).squeeze(-1)
+        return logit
