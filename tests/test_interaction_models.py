@@ -75,10 +75,16 @@ def test_fm_is_rendles_equation_over_all_field_tokens():
 @pytest.mark.parametrize("kind", BILINEAR_KINDS)
 def test_fibinet_builds_each_bilinear_type(kind):
     spec = tiny_spec(3, 2)
+    # Default: the categorical fields pair up; numerics join the MLP's input directly.
     model = FiBiNET(feature_spec=spec, bilinear_type=kind, hidden=(8,))
-    f = spec.n_categorical + spec.n_numeric
-    assert model.deep.d_in == 2 * (f * (f - 1) // 2) * 8
+    m, n = spec.n_categorical, spec.n_numeric
+    assert model.deep.d_in == 2 * (m * (m - 1) // 2) * 8 + n
     assert model(tiny_batch(spec, 5)).shape == (5,)
+    # numeric_tokens: every numeric is a token of SENET and the bilinear layer as well.
+    tokens = FiBiNET(feature_spec=spec, bilinear_type=kind, hidden=(8,), numeric_tokens=True)
+    f = m + n
+    assert tokens.deep.d_in == 2 * (f * (f - 1) // 2) * 8 and tokens.senet.n_fields == f
+    assert tokens(tiny_batch(spec, 5)).shape == (5,)
     with pytest.raises(ValueError, match=r"kind='pairwise', expected one of"):
         FiBiNET(feature_spec=spec, bilinear_type="pairwise")
 

@@ -33,13 +33,18 @@ class FiBiNET(CreditModel):
         bilinear_type: str = "field_interaction",
         hidden: Sequence[int] = (256, 128),
         dropout: float = 0.2,
+        numeric_tokens: bool = False,
         learning_rate: float = 1e-3,
         weight_decay: float = 1e-4,
     ) -> None:
         super().__init__(feature_spec=feature_spec, learning_rate=learning_rate, weight_decay=weight_decay)
         spec = self.feature_spec
         self.first_order = FirstOrder(spec.cardinalities, spec.n_numeric)
-        self.tokens = FieldTokens(spec.cardinalities, spec.n_numeric, d_embedding)
+        # CHOICE: numerics join the MLP's input directly, as in the reference implementation
+        # (DeepCTR); `numeric_tokens` makes each one a field token of SENET and the bilinear layer
+        # instead. The paper's data (Criteo, Avazu) has its numerics discretised into fields.
+        self.numeric_tokens = numeric_tokens
+        self.tokens = FieldTokens(spec.cardinalities, spec.n_numeric if numeric_tokens else 0, d_embedding)
         f = self.tokens.n_fields
         # NOTE: a single field has no pair: the combination layer is empty and the MLP reads the
         # embedding itself, so the model stays defined (the paper assumes many fields).
@@ -50,12 +55,15 @@ class FiBiNET(CreditModel):
         self.bilinear = BilinearInteraction(paired, d_embedding, kind=kind)
         self.bilinear_reweighted = BilinearInteraction(paired, d_embedding, kind=kind)
         d_in = 2 * self.n_pairs * d_embedding if self.n_pairs else f * d_embedding
+        d_in += 0 if numeric_tokens else spec.n_numeric
         self.deep = MLP(d_in, list(hidden), dropout=dropout, d_out=1)
 
     def forward(self, batch: Batch) -> torch.Tensor:
-        e = self.tokens(batch["x_cat"], batch["x_num"])
+        x_cat, x_num = batch["x_cat"], batch["x_num"]
+        e = self.tokens(x_cat, x_num if self.numeric_tokens else x_num[:, :0])
         if self.n_pairs:
-            combined = torch.cat([self.bilinear(e), self.bilinear_reweighted(self.senet(e))], dim=1)
-        else:
-            combined = e
-        return self.first_order(batch["x_cat"], batch["x_num"]) + self.deep(combined.flatten(1)).squeeze(-1)
+            e = torch.cat([self.bilinear(e), self.bilinear_reweighted(self.senet(e))], dim=1)
+        combined = e.flatten(1)
+        if not self.numeric_tokens:
+            combined = torch.cat([combined, x_num], dim=1)
+        return self.first_order(x_cat, x_num) + self.deep(combined).squeeze(-1)
