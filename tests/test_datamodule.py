@@ -146,3 +146,15 @@ def test_ids_and_rows_stay_aligned_when_rows_are_dropped_for_their_target():
         np.testing.assert_array_equal(expected, dm.arrays[name]["y"])
         # `row` is the position in the input frame, before unlabelled rows were dropped
         np.testing.assert_array_equal(frame["loan_id"].to_numpy()[dm.arrays[name]["row"]], ids)
+
+
+def test_the_target_can_never_be_an_input(make_cfg):
+    # The AFCC paper's Table 1 lists its label as a feature; here the target is split off before
+    # any role is assigned, so naming it as an input is refused and it is never in the spec.
+    cfg = make_cfg("dataset=german", "dataset.roles.categorical=[creditability]")
+    with pytest.raises(ZooError, match=r"'creditability', which is not in the data"):
+        CreditDataModule(cfg.dataset).build()
+    dm = CreditDataModule(make_cfg("dataset=german").dataset)
+    dm.build()
+    names = [f.name for f in dm.feature_spec.categorical] + list(dm.feature_spec.numeric_names)
+    assert "creditability" not in names and len(names) == 20
