@@ -194,9 +194,9 @@ def lr_auc(tmp_path_factory):
 @pytest.mark.parametrize("seed", [0, *(pytest.param(seed, marks=pytest.mark.slow) for seed in range(1, 5))])
 @pytest.mark.parametrize("name", INTERACTION_MODELS)
 def test_interaction_models_beat_lr_on_planted_interactions(tmp_path, lr_auc, name, seed):
-    # Test AUC over seeds 0-4 (docs/models/interaction.md): lr 0.48-0.56; the smallest gap between a
-    # model here and LR was 0.177 (autoint, seed 1). AFCC learns slowest (its cross-compression is quadratic in the
-    # embeddings), hence 60 epochs.
+    # Test AUC over seeds 0-4 (docs/models/interaction.md): lr 0.48-0.56; the smallest gap between
+    # a model here and LR was 0.177 (autoint, seed 1). AFCC learns slowest (its cross-compression
+    # is quadratic in the embeddings), hence 60 epochs.
     cfg = compose_cfg(
         f"model={name}", *PLANTED, "trainer.max_epochs=60", f"seed={seed}", f"dataset.params.seed={seed}"
     )
