@@ -255,6 +255,22 @@ def test_write_leaderboard_takes_metrics_and_reference_from_the_experiment(tmp_p
     assert "| 0.5000 |" in board.markdown and "0.6100" not in board.markdown
 
 
+def test_experiment_charts_get_a_png_each(tmp_path: Path) -> None:
+    # The AFCC paper's Figures 3 and 4: accuracy and AUC per model, one chart each.
+    extra = {"experiment_metrics": ["auc", "ks"], "experiment_charts": ["accuracy", "auc"]}
+    for seed in SEEDS:
+        write_run(tmp_path / str(seed), metrics_json("german", "lr", seed, **extra))
+
+    board = write_leaderboard(tmp_path, out_dir=tmp_path / "out")
+
+    for metric in ("accuracy", "auc"):
+        path = tmp_path / "out" / f"leaderboard_{metric}.png"
+        assert board.paths[f"png_{metric}"] == path and path.read_bytes()[:8] == PNG_MAGIC
+    assert "accuracy" not in board.markdown  # charted, not tabled
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == [f"leaderboard{end}" for end in (".csv", ".md", ".png", "_accuracy.png", "_auc.png")]
+
+
 def test_plot_bars_writes_a_png_and_leaves_no_temp_file(multirun: Path, tmp_path: Path) -> None:
     summary = summarise(collect_runs(multirun), ["auc", "ks", "f1"])
     out = tmp_path / "bars.png"

@@ -444,7 +444,8 @@ def write_leaderboard(
     """Collect runs under root; write leaderboard.md, .csv, .png atomically into out_dir (or root).
 
     metrics default to the runs' `experiment_metrics`, else DEFAULT_METRICS; reference to their
-    `reference` mapping (an experiment config can carry a paper's published figures).
+    `reference` mapping (an experiment config can carry a paper's published figures). Each of the
+    runs' `experiment_charts` metrics also gets a chart of its own, leaderboard_<metric>.png.
     """
     root = Path(root)
     runs = _read_runs(root)
@@ -464,6 +465,10 @@ def write_leaderboard(
     _write_atomic(paths["md"], lambda tmp: tmp.write_text(markdown, encoding="utf-8"))
     _write_atomic(paths["csv"], lambda tmp: summary.to_csv(tmp, index=False))
     plot_bars(summary, metrics, paths["png"])
+    charts = cast(list[str], _from_runs(runs, "experiment_charts", _check_metric_list) or [])
+    for metric in charts:
+        chart = summary if metric in metrics else summarise(frame, [metric], split)
+        paths[f"png_{metric}"] = plot_bars(chart, [metric], out_dir / f"leaderboard_{metric}.png")
     return Leaderboard(markdown=markdown, summary=summary, paths=paths)
 
 

@@ -97,3 +97,8 @@ def lbfgs(
         tolerance_change=1e-12,
         line_search_fn="strong_wolfe",
     )
+
+
+def adam(groups: list[dict[str, Any]], *, lr: float, **kwargs: Any) -> Optimizer:
+    """torch.optim.Adam with no weight decay in any group: the plain Adam the papers name."""
+    return torch.optim.Adam([{**group, "weight_decay": 0.0} for group in groups], lr=lr, **kwargs)

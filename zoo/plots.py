@@ -10,7 +10,7 @@ import numpy as np
 from zoo.outputs import write_atomic
 
 
-def plot_bars(
+def plot_ranking(
     labels: Sequence[str],
     values: Sequence[float],
     path: Path | str,

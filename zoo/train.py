@@ -297,6 +297,8 @@ def train(cfg: DictConfig, run_dir: Path | str | None = None) -> dict[str, Any]:
         result["uncalibrated"] = uncalibrated  # at threshold 0.5, before post-hoc calibration
     if cfg.get("experiment_metrics"):
         result["experiment_metrics"] = list(cfg.experiment_metrics)
+    if cfg.get("experiment_charts"):
+        result["experiment_charts"] = list(cfg.experiment_charts)
     if cfg.get("reference"):
         result["reference"] = _plain(cfg.reference)
 

@@ -26,7 +26,7 @@ from zoo.data.spec import FeatureSpec
 from zoo.models.base import Batch, CreditModel
 from zoo.nn import MLP, SENET, AttentionPooling, CrossCompression, FieldEmbedding
 from zoo.outputs import write_csv
-from zoo.plots import plot_bars
+from zoo.plots import plot_ranking
 
 if TYPE_CHECKING:
     from zoo.data.datamodule import CreditDataModule
@@ -138,7 +138,7 @@ class AFCC(CreditModel):
             return
         table = self.field_importance(data.loader("test"))
         write_csv(Path(run_dir) / FIELD_WEIGHTS_FILE, table)
-        plot_bars(
+        plot_ranking(
             table["field"],
             table["weight"],
             Path(run_dir) / FIELD_WEIGHTS_PLOT,
