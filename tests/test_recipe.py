@@ -68,7 +68,7 @@ def test_warmup_cosine_rises_then_decays_to_the_floor():
     assert all(a >= b for a, b in zip(rates[9:], rates[10:], strict=False))
 
 
-@pytest.mark.parametrize("optim", ["adamw", "adamw_onecycle", "adamw_plateau"])
+@pytest.mark.parametrize("optim", ["adamw", "adamw_onecycle", "adamw_plateau", "adam"])
 def test_each_optimiser_config_trains(tmp_path, make_cfg, optim):
     result = train(make_cfg("model=dnn", f"optim={optim}"), tmp_path)
     assert np.isfinite(result["test"]["logloss"])
@@ -140,3 +140,23 @@ def test_dnn_with_learned_numeric_embeddings_keeps_the_contract(tmp_path, kind):
 
     check_learns_planted_signal("dnn", tmp_path, overrides={"numeric_embedding": kind})
     check_checkpoint_round_trip("dnn", tmp_path, overrides={"numeric_embedding": kind})
+
+
+def test_plain_adam_has_no_weight_decay_in_any_group():
+    from zoo.models.mlp import DNN
+    from zoo.optim import adam
+    from zoo.testing import tiny_spec
+
+    model = DNN(feature_spec=tiny_spec(), weight_decay=0.1)
+    assert any(g["weight_decay"] == 0.1 for g in model.parameter_groups())
+    optimizer = adam(model.parameter_groups(), lr=1e-3)
+    assert isinstance(optimizer, torch.optim.Adam) and not isinstance(optimizer, torch.optim.AdamW)
+    assert [g["weight_decay"] for g in optimizer.param_groups] == [0.0] * len(optimizer.param_groups)
+
+
+def test_the_afcc_table3_experiment_composes_with_the_papers_settings(make_cfg):
+    cfg = make_cfg("experiment=afcc_table3", "model=lstm")
+    assert cfg.optim.optimizer._target_ == "zoo.optim.adam" and cfg.optim.scheduler is None
+    assert cfg.model.learning_rate == 3e-3  # Table 2: LSTM at 3e-3
+    assert list(cfg.experiment_charts) == ["accuracy", "auc"]
+    assert cfg.reference.afcc.auc == 0.7418

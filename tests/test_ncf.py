@@ -1,0 +1,126 @@
+"""NCF (NeuMF): the borrower/loan groups from the dataset config, the fallback split rule, GMF as
+the element-wise product of the two sides, and one-line errors for bad groups."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from zoo.data.datamodule import CreditDataModule
+from zoo.errors import ZooError
+from zoo.models.ncf import NCF, ncf_groups
+from zoo.testing import tiny_batch, tiny_spec
+
+
+@pytest.mark.parametrize("dataset", ["german", "credit_data"])
+def test_the_dataset_configs_groups_reach_the_model(make_cfg, dataset):
+    cfg = make_cfg(f"dataset={dataset}", "model=ncf")
+    spec = CreditDataModule(cfg.dataset, seed=0).feature_spec
+    model = NCF(feature_spec=spec.to_dict())  # as a checkpoint rebuilds it: the groups survive
+    named = {"borrower": list(cfg.dataset.groups.borrower), "loan": list(cfg.dataset.groups.loan)}
+    for fields, group in ((model.user_fields, "borrower"), (model.item_fields, "loan")):
+        # The yaml's fields in spec order, each numeric with missing values bringing its indicator.
+        extra = [f for f in fields if f not in named[group]]
+        assert set(named[group]) <= set(fields)
+        assert all(f.endswith("__missing") and f.removesuffix("__missing") in named[group] for f in extra)
+    if dataset == "german":  # no missing values: exactly the yaml's lists, covering all 20 fields
+        assert set(model.user_fields) == set(named["borrower"]) and set(model.item_fields) == set(
+            named["loan"]
+        )
+        assert len(model.user_fields) + len(model.item_fields) == spec.n_categorical + spec.n_numeric == 20
+    else:
+        assert "Income__missing" in model.user_fields and "Income__missing" not in model.item_fields
+    # Each side embeds exactly its own fields: the loan side of german reads purpose and 4 others.
+    side = model.gmf_item
+    names = [spec.categorical[i].name for i in side.cat_index] + [
+        spec.numeric[i].name for i in side.num_index
+    ]
+    assert sorted(names) == sorted(model.item_fields)
+    assert model.learning_rate == cfg.model.learning_rate == 5e-3  # AFCC paper, Table 2
+
+
+def test_without_groups_the_fields_split_in_halves_by_the_documented_rule():
+    # Fields in spec order, indicators set aside: cat_0 cat_1 num_0 | num_1 num_2; ceil(5/2) = 3
+    # to the borrower; num_2's missing indicator follows num_2.
+    assert ncf_groups(tiny_spec(2, 3)) == (("cat_0", "cat_1", "num_0"), ("num_1", "num_2", "num_2__missing"))
+    assert ncf_groups(tiny_spec(2, 2, missing_indicator=False)) == (("cat_0", "cat_1"), ("num_0", "num_1"))
+    # A single field goes to both sides (its indicator with it).
+    assert ncf_groups(tiny_spec(1, 0)) == (("cat_0",), ("cat_0",))
+    assert ncf_groups(tiny_spec(0, 1)) == (("num_0", "num_0__missing"),) * 2
+    # One group named: the other side takes every field it leaves out; crosses only where named.
+    spec = tiny_spec(3, 1, missing_indicator=False)
+    assert ncf_groups(spec.with_groups(loan=["cat_1", "cat_1*cat_2"])) == (
+        ("cat_0", "cat_2", "num_0"),
+        ("cat_1", "cat_1*cat_2"),
+    )
+    assert ncf_groups(spec.with_groups(borrower=["num_0"], loan=["num_0", "cat_0"])) == (
+        ("num_0",),
+        ("num_0", "cat_0"),
+    )
+    with pytest.raises(
+        ValueError, match=r"field group 'borrower' holds every field, leaving none for 'loan'"
+    ):
+        ncf_groups(spec.with_groups(borrower=["cat_0", "cat_1", "cat_2", "num_0"]))
+    with pytest.raises(ValueError, match=r"field group 'loan' is empty"):
+        ncf_groups(spec.with_groups(borrower=["cat_0"], loan=[]))
+
+
+def test_gmf_is_the_element_wise_product_of_the_two_sides_mean_embeddings():
+    torch.manual_seed(0)
+    spec = tiny_spec(2, 2, missing_indicator=False)  # borrower: cat_0 cat_1, loan: num_0 num_1
+    model = NCF(feature_spec=spec, n_factors=4, layers=(16, 8)).eval()
+    batch = tiny_batch(spec, 6)
+    user_table = model.gmf_user.tokens.embed.embedding.weight
+    offsets = torch.tensor([0, spec.cardinalities[0]])
+    p_u = user_table[batch["x_cat"] + offsets].mean(1)
+    q_i = (batch["x_num"][..., None] * model.gmf_item.tokens.tokenize.weight).mean(1)
+    torch.testing.assert_close(model.gmf(batch), p_u * q_i)
+    # The MLP has embeddings of its own, of half the first layer's width, and a tower 16 -> 8.
+    assert model.mlp_user.tokens.d_embedding == 8 and model.mlp.d_out == 8
+    assert model.head.in_features == 4 + 8
+    # Zeroing the loan side's GMF embeddings zeroes the GMF branch: the borrower's GMF
+    # embeddings then no longer move the logit, while the MLP's still do.
+    with torch.no_grad():
+        model.gmf_item.tokens.tokenize.weight.zero_()
+    assert (model.gmf(batch) == 0).all()
+    before = model(batch)
+    with torch.no_grad():
+        user_table.normal_()
+    torch.testing.assert_close(model(batch), before)
+    with torch.no_grad():
+        model.mlp_user.tokens.embed.embedding.weight.normal_()
+    assert not torch.allclose(model(batch), before)
+
+
+def test_crosses_named_in_a_group_are_embedded_and_trained():
+    spec = tiny_spec(2, 1, missing_indicator=False).with_groups(
+        borrower=["cat_0", "cat_0*cat_1"], loan=["num_0"]
+    )
+    model = NCF(feature_spec=spec)
+    assert model.gmf_user.cross_index == [0] and model.gmf_user.cat_index == [0]
+    batch = tiny_batch(spec, 8)
+    model(batch).sum().backward()
+    table = model.gmf_user.tokens.embed.embedding.weight
+    cross_rows = table.grad[spec.cardinalities[0] :]
+    assert cross_rows.abs().sum() > 0
+
+
+def test_a_group_naming_an_unknown_field_fails_with_one_line_naming_it():
+    rng = np.random.default_rng(0)
+    n = 200
+    frame = pd.DataFrame(
+        {"x": rng.normal(size=n), "c": rng.choice(["a", "b"], n), "y": rng.integers(0, 2, n)}
+    )
+    ds = {"name": "t", "target": "y", "bad_value": 1, "groups": {"borrower": ["x", "nope"], "loan": ["c"]}}
+    with pytest.raises(
+        ZooError, match=r"dataset\.groups\.borrower names 'nope', which is not a feature"
+    ) as info:
+        CreditDataModule(ds, frame=frame, seed=0).build()
+    assert "\n" not in str(info.value)
+    # A spec built by hand (not through the preprocessor) is checked by the model itself.
+    spec = tiny_spec().with_groups(borrower=["cat_0"], loan=["num_9"])
+    with pytest.raises(ValueError, match=r"field group 'loan' names 'num_9', which is not a field") as info:
+        NCF(feature_spec=spec)
+    assert "\n" not in str(info.value)
