@@ -11,6 +11,8 @@ validation rows drive their early stopping), so every model sees the same rows.
     zoo catboost            vs CatBoostClassifier with conf/model/catboost.yaml's hyperparameters
                             (and LightGBM, if installed, as a second boosted-tree reference)
     zoo dnn, zoo wide_deep  vs pytabkit's RealMLP-TD and TabM-D at their defaults
+    zoo resnet              vs pytabkit's RTDL ResNet (Resnet_RTDL_D: Gorishniy et al. 2021, TabZilla's
+                            defaults; needs skorch, which pytabkit's core install leaves out)
     zoo deepfm, fibinet,    vs DeepCTR-Torch's DeepFM, FiBiNET and AutoInt at the library's defaults
       autoint               (Adam 1e-3, batch 256, early stopping on validation log-loss); zoo afcc
                             and fm have no external implementation and are listed without a gap
@@ -80,6 +82,8 @@ MODELS: dict[str, Entry] = {
     "wide_deep": Entry("zoo wide_deep", True, "neural", "realmlp_td"),
     "realmlp_td": Entry("RealMLP-TD (pytabkit)", False, "neural"),
     "tabm_d": Entry("TabM-D (pytabkit)", False, "neural"),
+    "resnet": Entry("zoo resnet", True, "neural", "resnet_rtdl"),
+    "resnet_rtdl": Entry("ResNet-D (pytabkit, RTDL)", False, "neural"),
     "afcc": Entry("zoo afcc", True, "interaction"),
     "fm": Entry("zoo fm", True, "interaction"),
     "deepfm": Entry("zoo deepfm", True, "interaction", "deepctr_deepfm"),
@@ -287,18 +291,32 @@ def lightgbm_direct(fold: Fold, seed: int, threads: int) -> np.ndarray:
 
 
 def pytabkit_model(name: str, fold: Fold, seed: int, threads: int, val_metric: str | None) -> np.ndarray:
+    """RealMLP-TD, TabM-D or the RTDL ResNet at pytabkit's defaults. The ResNet (through skorch) prints
+    as it trains and checkpoints into `tmp_folder` (else ./rtdl_checkpoints): its output is swallowed,
+    its folder temporary."""
+    import contextlib
+    import io
+
     import pytabkit
 
-    cls = {"realmlp_td": pytabkit.RealMLP_TD_Classifier, "tabm_d": pytabkit.TabM_D_Classifier}[name]
+    cls = {
+        "realmlp_td": pytabkit.RealMLP_TD_Classifier,
+        "tabm_d": pytabkit.TabM_D_Classifier,
+        "resnet_rtdl": pytabkit.Resnet_RTDL_D_Classifier,
+    }[name]
     kwargs: dict[str, Any] = {"device": "cpu", "n_threads": threads, "random_state": seed, "verbosity": 0}
     if val_metric:
         kwargs["val_metric_name"] = val_metric
     x = _numeric_for_nets(fold)
-    model = cls(**kwargs)
-    model.fit(
-        x["train"], fold.y["train"], X_val=x["val"], y_val=fold.y["val"], cat_col_names=fold.categorical
-    )
-    proba = model.predict_proba(x["test"])
+    with contextlib.ExitStack() as stack:
+        if name == "resnet_rtdl":
+            kwargs["tmp_folder"] = stack.enter_context(tempfile.TemporaryDirectory(prefix="parity-rtdl-"))
+            stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
+        model = cls(**kwargs)
+        model.fit(
+            x["train"], fold.y["train"], X_val=x["val"], y_val=fold.y["val"], cat_col_names=fold.categorical
+        )
+        proba = model.predict_proba(x["test"])
     return proba[:, list(model.classes_).index(1)]
 
 
@@ -420,6 +438,12 @@ def available(name: str) -> str | None:
     needs = {"lightgbm": "lightgbm", "realmlp_td": "pytabkit", "tabm_d": "pytabkit"}.get(name)
     if name in DEEPCTR:
         needs = "deepctr_torch"
+    if name == "resnet_rtdl":
+        needs = "pytabkit"
+        try:
+            __import__("skorch")
+        except ImportError as err:
+            return f"skorch is not installed ({err}); pytabkit's RTDL ResNet needs it: pip install skorch"
     if needs is None:
         return None
     try:
@@ -457,7 +481,7 @@ def runner(name: str, args: argparse.Namespace) -> Callable[[str, Fold, int], tu
         return scored(lambda f: catboost_direct(f, args.seed, hp))
     if name == "lightgbm":
         return scored(lambda f: lightgbm_direct(f, args.seed, args.threads))
-    if name in ("realmlp_td", "tabm_d"):
+    if name in ("realmlp_td", "tabm_d", "resnet_rtdl"):
         return scored(lambda f: pytabkit_model(name, f, args.seed, args.threads, args.pytabkit_val_metric))
     if name in DEEPCTR:
         settings = DeepCTRSettings(
@@ -590,6 +614,7 @@ def table(frame: pd.DataFrame, dataset: str, models: list[str]) -> str:
         means = {m: frame.loc[frame["model"] == m, "auc"].mean() for m in neural}
         best = max(neural, key=lambda m: -math.inf if math.isnan(means[m]) else means[m])
         pairs += [(best, "realmlp_td"), (best, "tabm_d")]
+    pairs += [("resnet", "resnet_rtdl")]
     pairs += [(m, ref) for m, ref in (("deepfm", "deepctr_deepfm"), ("fibinet", "deepctr_fibinet"),
                                       ("autoint", "deepctr_autoint"))]  # fmt: skip
     interaction = [m for m in ("afcc", "fm", "deepfm", "fibinet", "autoint") if m in present]
@@ -735,8 +760,8 @@ def main(argv: list[str] | None = None) -> None:
         f"max_iter=10000{matched}"
     )
     print(
-        "CatBoost/LightGBM direct: raw frame, native categoricals, raw numerics (NaN kept); RealMLP/TabM: "
-        "raw frame, native categoricals, numerics median-imputed (+ missing indicators)"
+        "CatBoost/LightGBM direct: raw frame, native categoricals, raw numerics (NaN kept); RealMLP/TabM/"
+        "RTDL ResNet: raw frame, native categoricals, numerics median-imputed (+ missing indicators)"
     )
     deepctr = [m for m in models if m in DEEPCTR]
     if deepctr:
