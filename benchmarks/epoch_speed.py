@@ -57,7 +57,7 @@ def time_epochs(args, batch_size: int, loader_kind: str) -> list[float]:
         dataset, frame=frame, batch_size=batch_size, split={"train": 0.98, "val": 0.01, "test": 0.01}
     )
     dm.build()
-    model = build_model({"name": args.model}, dm.feature_spec)
+    model = build_model({"name": args.model, **dict(args.set)}, dm.feature_spec)
     timer = EpochTimer()
     trainer = pl.Trainer(
         accelerator=args.accelerator,
@@ -78,6 +78,16 @@ def time_epochs(args, batch_size: int, loader_kind: str) -> list[float]:
     return timer.seconds
 
 
+def model_override(text: str) -> tuple[str, object]:
+    """`key=value` with the value read as YAML (numbers, booleans, lists)."""
+    import yaml
+
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"override {text!r} is not KEY=VALUE")
+    return key, yaml.safe_load(value)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -88,13 +98,21 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--accelerator", default="cpu")
     parser.add_argument("--loaders", nargs="+", default=["device", "per-row"], choices=["device", "per-row"])
+    parser.add_argument(
+        "--set",
+        type=model_override,
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model hyperparameter overrides, e.g. pretrain_epochs=1",
+    )
     args = parser.parse_args()
     device = (
         torch.cuda.get_device_name(0)
         if args.accelerator in ("gpu", "cuda")
         else f"CPU x{torch.get_num_threads()} threads"
     )
-    print(f"model={args.model} rows={args.rows} fields={args.categorical}+{args.numeric} device={device}")
+    print(f"model={args.model} {dict(args.set) or ''} rows={args.rows} fields={args.categorical}+{args.numeric} device={device}")
     print(
         f"{'loader':<8} {'batch':>6} {'train rows':>10} "
         + " ".join(f"{'epoch' + str(i + 1):>8}" for i in range(args.epochs))

@@ -75,6 +75,17 @@ def test_device_batches_shuffle_in_bulk_and_cover_all_rows():
     assert torch.equal(torch.cat([b["row"] for b in again]), epoch1)  # seeded
 
 
+def test_training_batches_never_end_on_a_single_row():
+    # BatchNorm cannot normalise one row: 9 rows in batches of 4 serve 4 + 5, every row once.
+    tensors = {"row": torch.arange(9)}
+    shuffled = DeviceBatches(tensors, batch_size=4, shuffle=True, seed=0)
+    sizes = [len(b["row"]) for b in shuffled]
+    assert sizes == [4, 5] and len(shuffled) == 2
+    assert sorted(torch.cat([b["row"] for b in shuffled]).tolist()) == list(range(9))
+    ordered = DeviceBatches(tensors, batch_size=4)  # evaluation keeps every batch as it is
+    assert [len(b["row"]) for b in ordered] == [4, 4, 1] and len(ordered) == 3
+
+
 def test_device_batches_shard_across_ranks():
     tensors = {"row": torch.arange(10)}
     shards = [

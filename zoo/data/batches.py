@@ -11,7 +11,8 @@ class DeviceBatches:
     """An iterable of batch dicts: a shuffled index tensor is sliced per batch, no per-row collate.
 
     Lightning accepts any iterable as a dataloader. Under DDP each rank serves a disjoint,
-    equally sized share of the rows (`rank`, `world_size`).
+    equally sized share of the rows (`rank`, `world_size`). Shuffled (training) batches never end
+    on a single row, which BatchNorm cannot normalise: that row joins the batch before it.
     """
 
     def __init__(
@@ -43,8 +44,12 @@ class DeviceBatches:
             return self.n_rows
         return -(-self.n_rows // self.world_size)
 
+    def _merges_singleton(self) -> bool:
+        rows = self._rows_per_rank()
+        return self.shuffle and rows > 1 and rows % self.batch_size == 1
+
     def __len__(self) -> int:
-        return -(-self._rows_per_rank() // self.batch_size)
+        return -(-self._rows_per_rank() // self.batch_size) - int(self._merges_singleton())
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         device = next(iter(self.tensors.values())).device
@@ -58,6 +63,10 @@ class DeviceBatches:
             # Pad by wrapping around so every rank sees the same number of batches (as DistributedSampler).
             per_rank = self._rows_per_rank()
             order = order.repeat(2)[: per_rank * self.world_size][self.rank :: self.world_size]
-        for start in range(0, len(order), self.batch_size):
-            index = order[start : start + self.batch_size]
+        starts = list(range(0, len(order), self.batch_size))
+        if self._merges_singleton():
+            starts.pop()  # the last row rides with the batch before it
+        for i, start in enumerate(starts):
+            stop = starts[i + 1] if i + 1 < len(starts) else len(order)
+            index = order[start:stop]
             yield {name: tensor.index_select(0, index) for name, tensor in self.tensors.items()}
