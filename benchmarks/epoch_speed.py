@@ -112,7 +112,10 @@ def main() -> None:
         if args.accelerator in ("gpu", "cuda")
         else f"CPU x{torch.get_num_threads()} threads"
     )
-    print(f"model={args.model} {dict(args.set) or ''} rows={args.rows} fields={args.categorical}+{args.numeric} device={device}")
+    print(
+        f"model={args.model} {dict(args.set) or ''} rows={args.rows} "
+        f"fields={args.categorical}+{args.numeric} device={device}"
+    )
     print(
         f"{'loader':<8} {'batch':>6} {'train rows':>10} "
         + " ".join(f"{'epoch' + str(i + 1):>8}" for i in range(args.epochs))

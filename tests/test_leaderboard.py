@@ -399,3 +399,28 @@ def test_folds_are_repeats_not_variants(tmp_path: Path) -> None:
         warnings.simplefilter("error")  # no "repeated (dataset, model, seed)" warning
         summary = summarise(collect_runs(root), ["auc"])
     assert len(summary) == 1 and summary["n_seeds"].iloc[0] == 3 and summary["variant"].iloc[0] == ""
+
+
+def test_experiment_tradeoff_plots_one_line_per_model_through_its_variants(tmp_path: Path) -> None:
+    # AUC against rule count as a sweep varies the rule budget: one point per (model, budget).
+    root = tmp_path / "sweep"
+    for budget in (5, 20):
+        for seed in (0, 1):
+            run_dir = root / f"b{budget}_{seed}"
+            payload = metrics_json("german", "lr", seed, experiment_tradeoff=["n_rules", "auc"])
+            payload["test"] = {**split_metrics(0.7 + budget / 1000), "n_rules": float(budget - seed)}
+            write_run(run_dir, payload)
+            config = {"seed": seed, "model": {"name": "lr", "max_rules": budget}}
+            (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    board = write_leaderboard(root, ["auc", "n_rules"])
+    path = root / "leaderboard_auc_vs_n_rules.png"
+    assert board.paths["png_auc_vs_n_rules"] == path and path.read_bytes()[:8] == PNG_MAGIC
+    rows = {r["variant"]: r for r in board.summary.to_dict("records")}
+    assert rows["max_rules=5"]["n_rules_mean"] == pytest.approx(4.5)
+    assert rows["max_rules=20"]["auc_mean"] == pytest.approx(0.72)
+
+
+def test_experiment_tradeoff_needs_two_metrics(tmp_path: Path) -> None:
+    write_run(tmp_path / "a", metrics_json("german", "lr", 0, experiment_tradeoff=["auc"]))
+    with pytest.raises(ZooError, match=r"names 1 metrics, expected \[x, y\]"):
+        write_leaderboard(tmp_path, ["auc"])

@@ -408,6 +408,49 @@ def plot_bars(summary: pd.DataFrame, metrics: Sequence[str], out_path: Path) -> 
     return out_path
 
 
+def plot_tradeoff(summary: pd.DataFrame, x: str, y: str, out_path: Path) -> Path:
+    """PNG, one panel per dataset: `y` against `x` (means, sample-std error bars), one line per
+    model through its variants, e.g. AUC against the number of rules as a sweep varies K_max."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    _check_summary(summary, [x, y])
+    out_path = Path(out_path)
+    summary = summary.dropna(subset=[f"{x}_mean", f"{y}_mean"])
+    if summary.empty:
+        raise ZooError(f"no run records both {x!r} and {y!r}; nothing to plot")
+    datasets = sorted(summary["dataset"].unique())
+    models = sorted(summary["model"].unique())
+    colours = dict(zip(models, _palette(len(models)), strict=True))
+    fig = Figure(figsize=(4.6 * len(datasets), 3.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(datasets), squeeze=False).ravel()
+    for ax, dataset in zip(axes, datasets, strict=True):
+        for model in models:
+            rows = summary[(summary["dataset"] == dataset) & (summary["model"] == model)]
+            rows = rows.sort_values(f"{x}_mean")
+            if rows.empty:
+                continue
+            ax.errorbar(
+                rows[f"{x}_mean"].to_numpy(dtype=float),
+                rows[f"{y}_mean"].to_numpy(dtype=float),
+                xerr=rows[f"{x}_std"].to_numpy(dtype=float),
+                yerr=rows[f"{y}_std"].to_numpy(dtype=float),
+                marker="o",
+                capsize=3,
+                color=colours[model],
+                label=model,
+            )
+        ax.set_title(dataset, fontsize=10)
+        ax.set_xlabel(x)
+        ax.set_ylabel(y)
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(models), 6), fontsize=9)
+    _write_atomic(out_path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    return out_path
+
+
 def _palette(n: int) -> list:
     """n distinct colours: tab10 while it lasts, then evenly spaced viridis."""
     from matplotlib import colormaps
@@ -445,7 +488,8 @@ def write_leaderboard(
 
     metrics default to the runs' `experiment_metrics`, else DEFAULT_METRICS; reference to their
     `reference` mapping (an experiment config can carry a paper's published figures). Each of the
-    runs' `experiment_charts` metrics also gets a chart of its own, leaderboard_<metric>.png.
+    runs' `experiment_charts` metrics also gets a chart of its own, leaderboard_<metric>.png;
+    `experiment_tradeoff: [x, y]` adds leaderboard_<y>_vs_<x>.png (`plot_tradeoff`).
     """
     root = Path(root)
     runs = _read_runs(root)
@@ -469,6 +513,15 @@ def write_leaderboard(
     for metric in charts:
         chart = summary if metric in metrics else summarise(frame, [metric], split)
         paths[f"png_{metric}"] = plot_bars(chart, [metric], out_dir / f"leaderboard_{metric}.png")
+    tradeoff = cast(list[str] | None, _from_runs(runs, "experiment_tradeoff", _check_metric_list))
+    if tradeoff:
+        if len(tradeoff) != 2:
+            raise ZooError(f"experiment_tradeoff {tradeoff} names {len(tradeoff)} metrics, expected [x, y]")
+        x, y = tradeoff
+        name = f"leaderboard_{y}_vs_{x}"
+        paths[f"png_{y}_vs_{x}"] = plot_tradeoff(
+            summarise(frame, [y, x], split), x, y, out_dir / f"{name}.png"
+        )
     return Leaderboard(markdown=markdown, summary=summary, paths=paths)
 
 

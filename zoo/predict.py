@@ -97,8 +97,9 @@ def check_schema(run: Run, columns: list[str]) -> list[str]:
 @torch.no_grad()
 def score_frame(
     run: Run, frame: pd.DataFrame, *, batch_size: int = 8192
-) -> tuple[np.ndarray, dict[str, int]]:
-    """Probabilities of default for the rows of `frame`, and unseen-category counts per field."""
+) -> tuple[np.ndarray, dict[str, int], list[str] | None]:
+    """Probabilities of default for the rows of `frame`, unseen-category counts per field, and
+    per-row reason codes when the model gives them (`reasons(arrays)`, e.g. the rules a row meets)."""
     roles = {c: "categorical" for c in run.preprocessor.categorical}
     roles.update({c: "numeric" for c in run.preprocessor.numeric})
     features = check_features(frame, roles, allow_empty=True)
@@ -114,7 +115,9 @@ def score_frame(
     out = np.concatenate(probs) if probs else np.zeros(0, dtype=np.float32)
     if run.calibrator is not None:
         out = run.calibrator.transform(out).astype(np.float32)
-    return out, dict(run.preprocessor.unseen_)
+    explain = getattr(run.model, "reasons", None)
+    reasons = explain(arrays) if callable(explain) else None
+    return out, dict(run.preprocessor.unseen_), reasons
 
 
 def read_chunks(path: Path, chunk_rows: int) -> tuple[list[str], Iterator[pd.DataFrame]]:
@@ -148,7 +151,8 @@ def predict_file(
     chunk_rows: int = CHUNK_ROWS,
     progress: bool | None = None,
 ) -> ScoreSummary:
-    """Score `file` chunk by chunk into `out` (Parquet or CSV): row, id, prob, decision.
+    """Score `file` chunk by chunk into `out` (Parquet or CSV): row, id, prob, decision (and
+    reasons, for models that explain each row).
 
     `row` is the position in the file, `id` the dataset's id column (when it has one), and
     `decision` 1 where the probability exceeds the run's threshold (as the metrics count).
@@ -177,7 +181,7 @@ def predict_file(
     try:
         with tqdm(desc="scoring", unit="rows", disable=not show) as bar:
             for chunk in chunks:
-                prob, unseen = score_frame(run, chunk)
+                prob, unseen, reasons = score_frame(run, chunk)
                 scores = pd.DataFrame(
                     {"row": np.arange(summary.rows, summary.rows + len(chunk), dtype=np.int64)}
                 )
@@ -185,6 +189,8 @@ def predict_file(
                     scores["id"] = chunk[id_column].to_numpy()
                 scores["prob"] = prob
                 scores["decision"] = (prob > run.threshold).astype(np.int8)  # as the metrics: p > t
+                if reasons is not None:
+                    scores["reasons"] = reasons
                 for name, count in unseen.items():
                     summary.unseen[name] = summary.unseen.get(name, 0) + count
                 summary.rows += len(chunk)

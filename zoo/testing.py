@@ -48,7 +48,15 @@ from zoo.models.tree import TreeModel
 
 #: Hyperparameters set for tiny data wherever a model's config has them (boosters: few rounds,
 #: one thread, as the contract runs in the CPU test session).
-TINY_OVERRIDES: dict[str, Any] = {"iterations": 30, "n_estimators": 30, "thread_count": 1, "n_jobs": 1}
+TINY_OVERRIDES: dict[str, Any] = {
+    "iterations": 30,
+    "n_estimators": 30,
+    "n_trees": 30,
+    "n_bootstrap": 2,
+    "cv": False,
+    "thread_count": 1,
+    "n_jobs": 1,
+}
 #: Optimiser steps of `check_learns_planted_signal` (full batch, AdamW at the configured rate).
 LEARNING_STEPS = 50
 #: The share of the loss those steps must remove at least.

@@ -261,7 +261,7 @@ def train(cfg: DictConfig, run_dir: Path | str | None = None) -> dict[str, Any]:
     if not best_path:
         # Models that take no optimiser steps (a booster fitted once) never trigger the callback.
         best_path = str(run_dir / "checkpoints" / "best.ckpt")
-        trainer.save_checkpoint(best_path)
+        trainer.save_checkpoint(best_path, weights_only=False)  # full state, as the callback saves
     if best_path:
         device = trainer.strategy.root_device
         model = model_cls.load_from_checkpoint(best_path, map_location=device, weights_only=True)
@@ -292,6 +292,10 @@ def train(cfg: DictConfig, run_dir: Path | str | None = None) -> dict[str, Any]:
     }
     for split, pred in predictions.items():
         result[split] = compute_metrics(pred["prob"], pred["y"], threshold=threshold)
+    describe = getattr(model, "split_summary", None)
+    if callable(describe):  # model-specific figures per split, e.g. a rule set's size and coverage
+        for split in predictions:
+            result[split].update(describe(dm.loader(split)))
     result["calibration"] = cfg.get("calibration")
     if uncalibrated is not None:
         result["uncalibrated"] = uncalibrated  # at threshold 0.5, before post-hoc calibration
@@ -299,6 +303,8 @@ def train(cfg: DictConfig, run_dir: Path | str | None = None) -> dict[str, Any]:
         result["experiment_metrics"] = list(cfg.experiment_metrics)
     if cfg.get("experiment_charts"):
         result["experiment_charts"] = list(cfg.experiment_charts)
+    if cfg.get("experiment_tradeoff"):
+        result["experiment_tradeoff"] = list(cfg.experiment_tradeoff)
     if cfg.get("reference"):
         result["reference"] = _plain(cfg.reference)
 
