@@ -1,4 +1,5 @@
-"""`zoo`: the command for everything but training (`zoo models`, `zoo predict`, `zoo leaderboard`)."""
+"""`zoo`: the command for everything but training (`zoo models`, `zoo predict`, `zoo leaderboard`,
+`zoo study`)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     board.add_argument("rest", nargs=argparse.REMAINDER)
     score = sub.add_parser("predict", help="score a file with a finished run", add_help=False)
     score.add_argument("rest", nargs=argparse.REMAINDER)
+    study = sub.add_parser("study", help="summarise an Optuna study, export its best trial", add_help=False)
+    study.add_argument("rest", nargs=argparse.REMAINDER)
     args, rest = parser.parse_known_args(argv)
     if args.command == "models":
         return _models(args)
@@ -43,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
         from zoo.predict import main as predict_main
 
         return predict_main([*args.rest, *rest])
+    if args.command == "study":
+        from zoo.study import main as study_main
+
+        return study_main([*args.rest, *rest])
     from zoo.leaderboard import main as leaderboard_main
 
     return leaderboard_main([*args.rest, *rest])

@@ -37,6 +37,7 @@ from zoo.outputs import (
     write_parquet,
     write_text,
 )
+from zoo.pruning import pruned_epoch, pruning_callbacks
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +197,7 @@ def _trainer(
             min_delta=stop.min_delta,
         ),
     ]
+    callbacks += pruning_callbacks(cfg)  # a trial of an Optuna sweep: report each epoch, stop when pruned
     logger: Any = False
     logger_cfg = cfg.get("logger")
     if logger_cfg and logger_cfg.get("_target_"):
@@ -290,6 +292,8 @@ def train(cfg: DictConfig, run_dir: Path | str | None = None) -> dict[str, Any]:
         "rows": dm.rows(),
         "n_parameters": int(sum(p.numel() for p in model.parameters())),
     }
+    if pruned_epoch(trainer) is not None:
+        result["pruned_at_epoch"] = pruned_epoch(trainer)
     for split, pred in predictions.items():
         result[split] = compute_metrics(pred["prob"], pred["y"], threshold=threshold)
     describe = getattr(model, "split_summary", None)
@@ -378,11 +382,15 @@ def _hydra_app() -> Any:
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode
 
+        from zoo.sweeps import check_sweep_job
+
         hydra_cfg = HydraConfig.get()
         run_dir = Path(hydra_cfg.runtime.output_dir)
         before = {entry.name for entry in run_dir.iterdir()} if run_dir.is_dir() else set()
         framework = {str(hydra_cfg.output_subdir), f"{hydra_cfg.job.name}.log"}
         try:
+            if hydra_cfg.mode == RunMode.MULTIRUN:
+                check_sweep_job(cfg.trainer)
             result = train(cfg, run_dir)
         except ZooError as err:
             # Bad input: remove what the run wrote. Anything else (a crash, Ctrl-C, pre-emption)
@@ -396,6 +404,8 @@ def _hydra_app() -> Any:
             return float("nan")
         print(format_table(result))
         print(f"run directory: {run_dir}")
+        if result.get("pruned_at_epoch") is not None:
+            return float("nan")  # pruned by Optuna: the sweeper records the trial as failed
         split, _, metric = str(cfg.optimized_metric).partition("/")
         return float(result[split][metric])
 
@@ -403,9 +413,12 @@ def _hydra_app() -> Any:
 
 
 def main() -> None:
-    """Console entry point: register plugin configs, then hand over to Hydra."""
+    """Console entry point: register plugin configs and the sweep resolvers, then hand over to Hydra."""
+    from zoo.sweeps import register_resolvers
+
     logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
     registry.store_configs(config_dir())
+    register_resolvers()
     _hydra_app()()
 
 
