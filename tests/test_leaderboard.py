@@ -424,3 +424,12 @@ def test_experiment_tradeoff_needs_two_metrics(tmp_path: Path) -> None:
     write_run(tmp_path / "a", metrics_json("german", "lr", 0, experiment_tradeoff=["auc"]))
     with pytest.raises(ZooError, match=r"names 1 metrics, expected \[x, y\]"):
         write_leaderboard(tmp_path, ["auc"])
+
+
+def test_runs_pruned_by_an_optuna_study_are_left_out(tmp_path: Path) -> None:
+    for seed in SEEDS:
+        write_run(tmp_path / f"done{seed}", metrics_json("german", "lr", seed))
+    write_run(tmp_path / "pruned", metrics_json("german", "lr", SEEDS[0], pruned_at_epoch=10))
+    with pytest.warns(RuntimeWarning, match="skipping 1 runs pruned"):
+        frame = collect_runs(tmp_path)
+    assert sorted(frame["seed"]) == sorted(SEEDS)  # the pruned repeat of the first seed is gone

@@ -67,7 +67,8 @@ class _Run:
 def collect_runs(root: Path) -> pd.DataFrame:
     """One row per metrics.json under root (any depth), split metrics flattened as `test/auc`.
 
-    Unreadable files are skipped with a RuntimeWarning so one crashed run does not sink a multirun.
+    Unreadable files are skipped with a RuntimeWarning so one crashed run does not sink a multirun;
+    so are runs an Optuna pruner stopped early (`pruned_at_epoch`), which are not finished models.
     """
     return _runs_frame(_read_runs(Path(root)))
 
@@ -81,7 +82,7 @@ def _read_runs(root: Path) -> list[_Run]:
     files = sorted(root.rglob("metrics.json"))
     if not files:
         raise ZooError(f"no metrics.json found under {root}")
-    runs = []
+    runs, pruned = [], 0
     for path in files:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -89,9 +90,14 @@ def _read_runs(root: Path) -> list[_Run]:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, ZooError) as err:
             warnings.warn(f"skipping unreadable {path}: {err}", RuntimeWarning, stacklevel=3)
             continue
+        if data.get("pruned_at_epoch") is not None:
+            pruned += 1  # stopped early by an Optuna pruner: its metrics are of an unfinished model
+            continue
         runs.append(_Run(path, data))
+    if pruned:
+        warnings.warn(f"skipping {pruned} runs pruned by an Optuna study", RuntimeWarning, stacklevel=3)
     if not runs:
-        raise ZooError(f"none of the {len(files)} metrics.json files under {root} is readable")
+        raise ZooError(f"none of the {len(files)} metrics.json files under {root} is readable and unpruned")
     return runs
 
 
