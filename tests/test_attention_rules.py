@@ -137,6 +137,10 @@ def test_bad_settings_are_refused():
         make(spec, ensemble="xgb")
     with pytest.raises(ValueError, match="max_overlap=1.5"):
         make(spec, max_overlap=1.5)
+    with pytest.raises(ValueError, match=r"batch_size=0, expected a positive integer"):
+        make(spec, batch_size=0)
+    with pytest.raises(ValueError, match=r"l1=-0.1, expected a number >= 0"):
+        make(spec, l1=-0.1)
 
 
 def test_a_run_writes_rules_and_reason_codes(make_cfg, tmp_path):

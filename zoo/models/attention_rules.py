@@ -89,10 +89,32 @@ class AttentionRules(TreeModel):
         super().__init__(feature_spec=feature_spec, learning_rate=learning_rate)
         if ensemble not in ENSEMBLES:
             raise ValueError(f"ensemble={ensemble!r}, expected one of {', '.join(ENSEMBLES)}")
-        for name, value in (("n_trees", n_trees), ("tree_depth", tree_depth), ("n_bootstrap", n_bootstrap)):
+        positive_ints = {
+            "n_trees": n_trees,
+            "tree_depth": tree_depth,
+            "n_bootstrap": n_bootstrap,
+            "grid_bins": grid_bins,
+            "d_attention": d_attention,
+            "context_hidden": context_hidden,
+            "batch_size": batch_size,
+            "max_epochs": max_epochs,
+            "patience": patience,
+        }
+        for name, value in positive_ints.items():
             if int(value) < 1:
                 raise ValueError(f"{name}={value}, expected a positive integer")
-        if l2_c <= 0:
+        non_negative = {
+            "l1": l1,
+            "entropy": entropy,
+            "stability_power": stability_power,
+            "size_penalty": size_penalty,
+            "length_penalty": length_penalty,
+            "stability_bonus": stability_bonus,
+        }
+        for name, value in non_negative.items():
+            if not value >= 0:
+                raise ValueError(f"{name}={value}, expected a number >= 0")
+        if not l2_c > 0:
             raise ValueError(f"l2_c={l2_c}, expected a positive number")
         self.ensemble = ensemble
         self.n_trees = n_trees
