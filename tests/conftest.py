@@ -34,3 +34,17 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `gpu` skip without CUDA under a plain `pytest`; `-m gpu` (`nox -s gpu`) asks
+    for them explicitly, so there they run and fail loudly on a machine without a GPU."""
+    import torch
+
+    markexpr = str(config.getoption("markexpr", "") or "")
+    if torch.cuda.is_available() or ("gpu" in markexpr and "not gpu" not in markexpr):
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device (torch.cuda.is_available() is False)")
+    for item in items:
+        if item.get_closest_marker("gpu") is not None:
+            item.add_marker(skip)

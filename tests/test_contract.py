@@ -21,6 +21,7 @@ from zoo.testing import (
     check_config_matches_constructor,
     check_forward_gives_logits,
     check_learns_planted_signal,
+    check_writes_importance,
     default_config,
     tiny_batch,
     tiny_spec,
@@ -127,6 +128,13 @@ class ForgetsItsScale(SmallDNN):
         return self.scale * super().forward(batch)
 
 
+class NamesAStrangeField(SmallDNN):
+    def native_importance(self, val: Any, reference: Any) -> Any:
+        import pandas as pd
+
+        return pd.DataFrame({"field": ["nope"], "method": "made up", "importance": [1.0]})
+
+
 class TakesKwargs(SmallDNN):
     def __init__(self, *, feature_spec: Any, **hparams: Any) -> None:
         super().__init__(feature_spec=feature_spec, **hparams)
@@ -140,6 +148,7 @@ BROKEN = [
     (NeverLearns, check_learns_planted_signal, "expected a drop"),
     (ForgetsItsScale, check_checkpoint_round_trip, "differ"),
     (TakesKwargs, check_config_matches_constructor, r"\*\['hparams'\]"),
+    (NamesAStrangeField, check_writes_importance, r"fields the spec does not have: \['nope'\]"),
 ]
 
 

@@ -1,4 +1,5 @@
-"""Leaderboard: collecting run dirs, summarising over seeds, and the md/csv/png files and CLI."""
+"""Leaderboard: collecting run dirs, summarising over seeds and folds, paired DeLong comparisons,
+the md/csv/png/html files, failed and incomplete jobs, and the CLI."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import pandas as pd
 import pytest
 import yaml
 
-from zoo import leaderboard
 from zoo.errors import ZooError
 from zoo.leaderboard import (
     collect_runs,
@@ -132,19 +132,31 @@ def test_summarise_can_use_the_val_split(multirun: Path) -> None:
     assert row["auc_mean"] == pytest.approx(expected("german", "lr", "auc")[0] + 0.01)
 
 
-def test_summarise_sorts_by_dataset_then_first_metric_best_first(multirun: Path) -> None:
+def test_summarise_ranks_by_auc_within_each_dataset_and_sorts_by_rank(multirun: Path) -> None:
     runs = collect_runs(multirun)
 
     by_auc = summarise(runs, ["auc", "brier"])
-    assert list(zip(by_auc.dataset, by_auc.model, strict=True)) == [
-        ("german", "dnn"),
-        ("german", "lr"),
-        ("taiwan", "lr"),
-        ("taiwan", "dnn"),
+    assert list(zip(by_auc.dataset, by_auc["rank"], by_auc.model, strict=True)) == [
+        ("german", 1, "dnn"),
+        ("german", 2, "lr"),
+        ("taiwan", 1, "lr"),
+        ("taiwan", 2, "dnn"),
     ]
-    # Brier is a loss: lowest first, which is the same winner as highest AUC here.
-    by_brier = summarise(runs, ["brier"])
+    # The rank is by AUC even when the table shows other metrics; without AUC, by the first metric
+    # (Brier, a loss: lowest first).
+    assert list(summarise(runs, ["brier"])["rank"]) == [1, 2, 1, 2]
+    no_auc = runs.drop(columns=[c for c in runs.columns if c.endswith("/auc")])
+    by_brier = summarise(no_auc, ["brier"])
     assert list(by_brier.model) == ["dnn", "lr", "lr", "dnn"]
+
+
+def test_summary_has_the_t_interval_of_each_metric(multirun: Path) -> None:
+    summary = summarise(collect_runs(multirun), ["auc"])
+    row = summary[(summary.dataset == "taiwan") & (summary.model == "dnn")].iloc[0]
+    values = [auc_for("taiwan", "dnn", s) for s in SEEDS]
+    half = 4.302653 * np.std(values, ddof=1) / np.sqrt(3)  # t(0.975, df=2)
+    assert row["auc_lo"] == pytest.approx(np.mean(values) - half, rel=1e-6)
+    assert row["auc_hi"] == pytest.approx(np.mean(values) + half, rel=1e-6)
 
 
 def test_one_seed_gives_nan_std_and_the_mean_alone(tmp_path: Path) -> None:
@@ -155,7 +167,7 @@ def test_one_seed_gives_nan_std_and_the_mean_alone(tmp_path: Path) -> None:
     assert summary.loc[0, "n_seeds"] == 1
     assert np.isnan(summary.loc[0, "auc_std"])
     table = format_markdown(summary, ["auc"])
-    assert "| german | lr | 1 | 0.7800 |" in table
+    assert "| german | 1 | lr | 1 | 0.7800 |" in table
     assert "±" not in table
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a NaN error bar is simply not drawn
@@ -183,16 +195,20 @@ def test_markdown_has_mean_std_cells_and_paper_columns(multirun: Path) -> None:
     table = format_markdown(summary, ["auc", "f1"], reference)
     lines = table.strip().splitlines()
 
-    assert lines[0] == "| dataset | model | seeds | auc | paper auc | f1 | paper f1 |"
+    assert lines[0] == "| dataset | rank | model | runs | auc | paper auc | f1 | paper f1 |"
     assert len(lines) == 2 + 4
     auc_mean, auc_std = expected("german", "lr", "auc")
     f1_mean, f1_std = expected("german", "lr", "f1")
-    german_lr = next(line for line in lines if line.startswith("| german | lr |"))
+    half = 4.302653 / np.sqrt(3)  # t(0.975, 2) / sqrt(n): the 95% t-interval's half width per std
+    auc_ci = f"[{auc_mean - half * auc_std:.4f}, {auc_mean + half * auc_std:.4f}]"
+    f1_ci = f"[{f1_mean - half * f1_std:.4f}, {f1_mean + half * f1_std:.4f}]"
+    german_lr = next(line for line in lines if line.startswith("| german | 2 | lr |"))
     assert german_lr == (
-        f"| german | lr | 3 | {auc_mean:.4f} ± {auc_std:.4f} | 0.7910 | {f1_mean:.4f} ± {f1_std:.4f} |  |"
+        f"| german | 2 | lr | 3 | {auc_mean:.4f} ± {auc_std:.4f} {auc_ci} | 0.7910 |"
+        f" {f1_mean:.4f} ± {f1_std:.4f} {f1_ci} |  |"
     )
-    german_dnn = next(line for line in lines if line.startswith("| german | dnn |"))
-    assert german_dnn.split(" | ")[4] == "0.8000"  # paper auc; dnn has no f1 figure
+    german_dnn = next(line for line in lines if line.startswith("| german | 1 | dnn |"))
+    assert german_dnn.split(" | ")[5] == "0.8000"  # paper auc; dnn has no f1 figure
     assert german_dnn.endswith(" |  |")
 
 
@@ -211,12 +227,13 @@ def test_write_leaderboard_writes_md_csv_png(multirun: Path, tmp_path: Path) -> 
     out = tmp_path / "report"
     board = write_leaderboard(multirun, ["auc", "ks"], out_dir=out)
 
-    assert set(board.paths) == {"md", "csv", "png"}
+    assert set(board.paths) == {"md", "csv", "png", "html"}  # no predictions: no curves, no comparisons
     assert board.paths["md"].read_text(encoding="utf-8") == board.markdown
-    assert "| german | dnn | 3 |" in board.markdown
+    assert "| german | 1 | dnn | 3 |" in board.markdown
     assert board.paths["png"].read_bytes()[:8] == PNG_MAGIC
     assert sorted(p.name for p in out.iterdir()) == [
         "leaderboard.csv",
+        "leaderboard.html",
         "leaderboard.md",
         "leaderboard.png",
     ]
@@ -233,7 +250,7 @@ def test_write_leaderboard_defaults_to_the_runs_dir_and_default_metrics(multirun
 
     assert board.paths["md"] == multirun / "leaderboard.md"
     header = board.markdown.splitlines()[2]
-    assert header == "| dataset | model | seeds | auc | ks | f1 | brier |"
+    assert header == "| dataset | rank | model | runs | auc | ks | f1 | brier |"
     assert "paper" not in board.markdown
 
 
@@ -268,7 +285,8 @@ def test_experiment_charts_get_a_png_each(tmp_path: Path) -> None:
         assert board.paths[f"png_{metric}"] == path and path.read_bytes()[:8] == PNG_MAGIC
     assert "accuracy" not in board.markdown  # charted, not tabled
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert names == [f"leaderboard{end}" for end in (".csv", ".md", ".png", "_accuracy.png", "_auc.png")]
+    ends = (".csv", ".html", ".md", ".png", "_accuracy.png", "_auc.png")
+    assert names == [f"leaderboard{end}" for end in ends]
 
 
 def test_plot_bars_writes_a_png_and_leaves_no_temp_file(multirun: Path, tmp_path: Path) -> None:
@@ -278,16 +296,6 @@ def test_plot_bars_writes_a_png_and_leaves_no_temp_file(multirun: Path, tmp_path
     assert plot_bars(summary, ["auc", "ks", "f1"], out) == out
     assert out.read_bytes()[:8] == PNG_MAGIC
     assert [p.name for p in tmp_path.iterdir() if p.is_file()] == ["bars.png"]
-
-
-def test_atomic_write_leaves_nothing_when_writing_fails(tmp_path: Path) -> None:
-    def crash(tmp: Path) -> None:
-        tmp.write_text("half")
-        raise RuntimeError("disk full")
-
-    with pytest.raises(RuntimeError):
-        leaderboard._write_atomic(tmp_path / "leaderboard.md", crash)
-    assert list(tmp_path.iterdir()) == []
 
 
 def test_corrupt_metrics_json_is_skipped_with_a_warning(multirun: Path) -> None:
@@ -324,7 +332,7 @@ def test_cli_prints_the_table_and_paths(multirun: Path, tmp_path: Path, capsys) 
 
     stdout = capsys.readouterr().out
     assert code == 0
-    assert "| dataset | model | seeds | auc | precision | recall | f1 |" in stdout
+    assert "| dataset | rank | model | runs | auc | precision | recall | f1 |" in stdout
     assert f"wrote {out / 'leaderboard.png'}" in stdout
     assert (out / "leaderboard.csv").is_file()
 
@@ -384,8 +392,8 @@ def test_runs_of_one_model_with_different_settings_are_separate_rows(tmp_path: P
     assert rows[("lr", "use_crosses=false")]["auc_mean"] == pytest.approx(0.705)
     assert all(r["n_seeds"] == 2 for r in rows.values())
     board = write_leaderboard(root, ["auc"])
-    assert "| german | lr [use_crosses=true] | 2 |" in board.markdown
-    assert "| german | dnn | 2 |" in board.markdown
+    assert "| german | 1 | lr [use_crosses=true] | 2 |" in board.markdown
+    assert "| german | 2 | dnn | 2 |" in board.markdown
 
 
 def test_folds_are_repeats_not_variants(tmp_path: Path) -> None:
@@ -433,3 +441,235 @@ def test_runs_pruned_by_an_optuna_study_are_left_out(tmp_path: Path) -> None:
     with pytest.warns(RuntimeWarning, match="skipping 1 runs pruned"):
         frame = collect_runs(tmp_path)
     assert sorted(frame["seed"]) == sorted(SEEDS)  # the pruned repeat of the first seed is gone
+
+
+# --- paired comparisons, curves, the HTML report, folds, failed and incomplete jobs
+
+
+MODELS3 = ("strong", "twin", "weak")
+
+
+def write_predictions(run_dir: Path, rows: np.ndarray, labels: np.ndarray, prob: np.ndarray) -> None:
+    """predictions.parquet as train() writes it: a few val rows, then the test rows."""
+    val = pd.DataFrame({"split": "val", "row": [10_000, 10_001], "label": [0, 1], "prob": [0.9, 0.1]})
+    test = pd.DataFrame({"split": "test", "row": rows, "label": labels, "prob": prob})
+    frame = pd.concat([val, test], ignore_index=True)
+    frame["split"] = frame["split"].astype("category")
+    frame.astype({"label": np.int8, "prob": np.float32}).to_parquet(run_dir / "predictions.parquet")
+
+
+def scored_sweep(root: Path, *, folds: bool = False) -> dict:
+    """german: strong and twin (one signal, each plus its own small noise: equally good), weak (far
+    worse); two seeds
+    (or three folds of seed 0), 300 test rows each. Returns {(model, key): (rows, labels, prob)}."""
+    rng = np.random.default_rng(0)
+    keys = [(0, f) for f in range(3)] if folds else [(0, None), (1, None)]
+    written = {}
+    for seed, fold in keys:
+        rows = rng.choice(5000, size=300, replace=False)
+        labels = (rng.random(300) < 0.3).astype(int)
+        signal = labels * 1.5 + rng.normal(size=300)
+        scores = {
+            "strong": signal + 0.3 * rng.normal(size=300),
+            "twin": signal + 0.3 * rng.normal(size=300),
+            "weak": labels * 0.3 + rng.normal(size=300),
+        }
+        for model, score in scores.items():
+            prob = (1 / (1 + np.exp(-score))).astype(np.float32)
+            order = rng.permutation(300)  # each run writes its rows in its own order: the join is on `row`
+            name = f"{model}_seed{seed}" + ("" if fold is None else f"_fold{fold}")
+            run_dir = root / name
+            auc = roc_auc(labels, prob)
+            payload = {"model": model, "dataset": "german", "seed": seed, "fold": fold}
+            payload |= {"val": split_metrics(auc), "test": split_metrics(auc)}
+            write_run(run_dir, payload)
+            write_predictions(run_dir, rows[order], labels[order], prob[order])
+            written[(model, (seed, fold))] = (rows, labels, prob)
+    return written
+
+
+def roc_auc(labels: np.ndarray, prob: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(labels, prob))
+
+
+def test_paired_comparisons_match_a_hand_computation(tmp_path: Path) -> None:
+    from scipy import stats as scipy_stats
+
+    from zoo.stats import delong_test
+
+    written = scored_sweep(tmp_path)
+    board = write_leaderboard(tmp_path, ["auc"])
+    comparisons = board.comparisons
+
+    # the reference is the best mean test AUC: one of the two equally good scorers
+    mean_auc = {m: np.mean([roc_auc(*written[(m, (s, None))][1:]) for s in (0, 1)]) for m in MODELS3}
+    best = max(mean_auc, key=mean_auc.__getitem__)
+    twin = "twin" if best == "strong" else "strong"
+    assert comparisons is not None and comparisons.references == {"german": best}
+    per_run = comparisons.per_run.set_index(["model", "seed"])
+    assert sorted(per_run.index) == sorted([(twin, 0), (twin, 1), ("weak", 0), ("weak", 1)])
+    for model in (twin, "weak"):
+        diffs, ses = [], []
+        for seed in (0, 1):
+            _, labels, prob = written[(model, (seed, None))]
+            _, _, ref_prob = written[(best, (seed, None))]
+            row = per_run.loc[(model, seed)]
+            expected = delong_test(labels, prob, ref_prob)
+            assert row["n_rows"] == 300
+            assert row["diff"] == pytest.approx(roc_auc(labels, prob) - roc_auc(labels, ref_prob), abs=1e-9)
+            assert row["p_value"] == pytest.approx(expected["p_value"], rel=1e-9)
+            assert row["diff_lo"] == pytest.approx(expected["diff_lo"], abs=1e-9)
+            diffs.append(row["diff"])
+            ses.append(row["diff"] / row["z"])
+        combined = comparisons.combined.set_index("model").loc[model]
+        z = np.mean(diffs) / np.mean(ses)
+        assert combined["n_runs"] == 2
+        assert combined["diff"] == pytest.approx(np.mean(diffs))
+        assert combined["z"] == pytest.approx(z)
+        assert combined["p_value"] == pytest.approx(2 * scipy_stats.norm.sf(abs(z)))
+        assert combined["diff_lo"] == pytest.approx(np.mean(diffs) - 1.959964 * np.mean(ses), rel=1e-6)
+
+    weak = comparisons.combined.set_index("model").loc["weak"]
+    equal = comparisons.combined.set_index("model").loc[twin]
+    assert weak["p_value"] < 1e-4 and weak["diff_hi"] < 0
+    assert equal["p_value"] > 0.05 and equal["diff_lo"] < 0 < equal["diff_hi"]
+    assert f"| german | weak | {best} | 2 |" in board.markdown
+    assert f"{best} beats weak (p < 0.05)" in board.markdown
+    twin_line = next(
+        line for line in board.markdown.splitlines() if line.startswith(f"| german | {twin} | {best} |")
+    )
+    assert twin_line.endswith("| no significant difference (p ≥ 0.05) |")
+    saved = pd.read_csv(board.paths["comparisons_csv"])
+    assert len(saved) == 4 + 2 and (saved["seed"].astype(str) == "all").sum() == 2
+
+
+def test_a_named_reference_model_is_compared_with_the_others(tmp_path: Path, capsys) -> None:
+    scored_sweep(tmp_path)
+
+    board = write_leaderboard(tmp_path, ["auc"], reference_model="weak")
+
+    assert board.comparisons is not None and board.comparisons.references == {"german": "weak"}
+    assert set(board.comparisons.combined["model"]) == {"strong", "twin"}
+    assert "strong beats weak (p < 0.05)" in board.markdown
+    assert main([str(tmp_path), "--reference", "catboost"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == "error: unknown reference model 'catboost'; models: strong, twin, weak"
+
+
+def test_curves_are_drawn_per_dataset_from_the_pooled_test_predictions(tmp_path: Path) -> None:
+    from zoo.leaderboard import ks_curve
+
+    written = scored_sweep(tmp_path)
+    board = write_leaderboard(tmp_path, ["auc"])
+    best = board.summary["model"].iloc[0]
+
+    for kind in ("roc", "reliability", "ks"):
+        path = board.paths[f"{kind}_german"]
+        assert path == tmp_path / f"leaderboard_{kind}_german.png" and path.read_bytes()[:8] == PNG_MAGIC
+    # The KS curve's largest gap is the KS statistic of the pooled scores (two-sample KS of bads vs goods).
+    labels = np.concatenate([written[(best, (s, None))][1] for s in (0, 1)])
+    prob = np.concatenate([written[(best, (s, None))][2] for s in (0, 1)])
+    curve = ks_curve(labels, prob)
+    from scipy.stats import ks_2samp
+
+    assert curve["gap"].max() == pytest.approx(ks_2samp(prob[labels == 1], prob[labels == 0]).statistic)
+
+
+def test_html_report_is_self_contained_with_tables_and_images(tmp_path: Path) -> None:
+    scored_sweep(tmp_path)
+    (tmp_path / "failures").mkdir()
+    failure = {
+        "job": "3_lr_german_seed0",
+        "overrides": ["model=lr"],
+        "error": "boom <b>",
+        "type": "ValueError",
+    }
+    (tmp_path / "failures" / "3_lr_german_seed0.json").write_text(json.dumps(failure))
+
+    board = write_leaderboard(tmp_path, ["auc", "ks"])
+    page = board.paths["html"].read_text(encoding="utf-8")
+
+    pngs = sorted(p.name for p in tmp_path.glob("leaderboard*.png"))
+    assert len(pngs) == 4  # bars, roc, reliability, ks
+    assert page.count('<img alt="') == len(pngs)
+    assert page.count('src="data:image/png;base64,') == len(pngs)
+    assert re.findall(r'(?:src|href)="(?!data:)', page) == []  # nothing fetched from anywhere
+    assert "http" not in page and "file:" not in page
+    assert page.count("<table>") == 4  # summary, combined and per-run comparisons, failed jobs
+    assert "<td>weak</td>" in page and "boom &lt;b&gt;" in page
+    assert "beats weak (p &lt; 0.05)" in page
+
+
+def test_folds_are_counted_as_folds(tmp_path: Path) -> None:
+    from zoo.leaderboard import describe_replicates
+
+    scored_sweep(tmp_path / "cv", folds=True)
+    board = write_leaderboard(tmp_path / "cv", ["auc"])
+    assert "over 3 folds;" in board.markdown.splitlines()[0]
+    assert board.comparisons is not None
+    assert sorted(board.comparisons.per_run["fold"].astype(int)) == [0, 0, 1, 1, 2, 2]
+
+    frame = pd.DataFrame(
+        {
+            "dataset": "german",
+            "model": "lr",
+            "seed": [0, 0, 0, 1, 1, 1],
+            "fold": [0, 1, 2, 0, 1, 2],
+        }
+    )
+    assert describe_replicates(frame) == "2 seeds × 3 folds"
+    assert describe_replicates(frame.assign(fold=None)) == "2 seeds"
+    uneven = pd.concat([frame, frame.assign(model="dnn").iloc[:2]])
+    assert describe_replicates(uneven) == "up to 2 seeds × 3 folds"
+
+
+def test_multirun_job_dirs_carry_the_fold_only_when_folds_are_used(make_cfg) -> None:
+    from hydra import compose, initialize_config_dir
+
+    from zoo.sweeps import fold_tag, register_resolvers
+    from zoo.train import config_dir
+
+    assert (
+        fold_tag(None, 0, None) == ""
+        and fold_tag(5, 3, None) == "_fold3"
+        and fold_tag(None, 2, "f") == "_fold2"
+    )
+    register_resolvers()
+    make_cfg()  # registers the plugin configs
+    subdirs = []
+    with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+        for extra in ([], ["data.n_folds=5", "data.fold=3"]):
+            overrides = ["trainer=fast", "logger=none", "dataset=german", "model=lr", "seed=2", *extra]
+            cfg = compose("config", overrides=overrides, return_hydra_config=True)
+            cfg.hydra.job.num = 7
+            subdirs.append(cfg.hydra.sweep.subdir)
+    assert subdirs == ["7_lr_german_seed2", "7_lr_german_seed2_fold3"]
+
+
+def test_failed_and_incomplete_jobs_are_listed_under_the_table(multirun: Path) -> None:
+    sweep = multirun / "2026-11-22" / "10-00-00"
+    (sweep / "failures").mkdir()
+    record = {
+        "job": "6_lr_german_seed9",
+        "overrides": ["model=lr", "seed=9"],
+        "error": "ZooError: unknown column 'agee'",
+        "type": "ZooError",
+    }
+    (sweep / "failures" / "6_lr_german_seed9.json").write_text(json.dumps(record))
+    (sweep / "6_lr_german_seed9" / ".hydra").mkdir(parents=True)  # failed: has a record, not "incomplete"
+    (sweep / "7_dnn_german_seed9" / ".hydra").mkdir(parents=True)  # killed: no metrics, no record
+    (sweep / "0" / ".hydra").mkdir()  # finished: has metrics.json
+
+    board = write_leaderboard(multirun, ["auc"])
+
+    md = board.markdown
+    assert md.index("| german | 1 | dnn |") < md.index("## Failed jobs") < md.index("## Incomplete jobs")
+    assert "| 6_lr_german_seed9 | ZooError | ZooError: unknown column 'agee' | model=lr seed=9 |" in md
+    incomplete = md[md.index("## Incomplete jobs") :]
+    assert "killed or still running" in incomplete
+    assert "| 2026-11-22/10-00-00/7_dnn_german_seed9 |" in incomplete
+    assert "6_lr_german_seed9" not in incomplete and "| 2026-11-22/10-00-00/0 |" not in incomplete
+    page = board.paths["html"].read_text(encoding="utf-8")
+    assert "<td>6_lr_german_seed9</td>" in page and "<td>2026-11-22/10-00-00/7_dnn_german_seed9</td>" in page

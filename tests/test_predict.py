@@ -117,3 +117,54 @@ def test_bad_arguments_give_one_line_errors(runs, tmp_path, capsys):
     assert "is the file being scored" in capsys.readouterr().err
     assert zoo_main(["predict", str(runs["catboost"]), str(source), "--out", str(tmp_path / "s.xlsx")]) == 2
     assert "expected .parquet or .csv" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("model", "method"),
+    [("wide_deep_cross", "exact wide terms vs training mean + deep part"), ("catboost", "catboost SHAP")],
+)
+def test_reasons_name_the_fields_pushing_towards_default_in_raw_values(runs, tmp_path, model, method):
+    frame = german_frame().head(40)
+    frame = pd.concat([frame, frame.iloc[[7]]], ignore_index=True)  # row 40 is row 7 again
+    source = tmp_path / "applicants.csv"
+    frame.to_csv(source, index=False)
+    out = tmp_path / "scores.csv"
+    predict_file(runs[model], source, out, reasons=3)
+    scores = pd.read_csv(out, keep_default_na=False)
+    assert list(scores.columns) == [
+        "row",
+        "prob",
+        "decision",
+        "reason_1",
+        "reason_2",
+        "reason_3",
+        "reason_method",
+    ]
+    assert scores["reason_method"].str.startswith(method).all()
+    assert (
+        scores.loc[7, "reason_1":"reason_method"].tolist()
+        == scores.loc[40, "reason_1":"reason_method"].tolist()
+    )
+    riskiest = scores["prob"].idxmax()
+    assert scores.loc[riskiest, "reason_1"]  # the riskiest applicant has a reason
+    for text, (_, row) in zip(scores["reason_1"], frame.iterrows(), strict=True):
+        if text and "*" not in text.split(":")[0]:
+            field, value = text.split(": ", 1)
+            assert str(row[field.replace(" ", "_")]) == value  # the applicant's own raw value
+
+
+def test_reasons_flag_defaults_to_the_runs_setting_and_refuses_zero(runs, tmp_path, capsys):
+    source = tmp_path / "few.csv"
+    german_frame().head(5).to_csv(source, index=False)
+    out = tmp_path / "scores.csv"
+    assert zoo_main(["predict", str(runs["catboost"]), str(source), "--out", str(out), "--reasons"]) == 0
+    assert [c for c in pd.read_csv(out).columns if c.startswith("reason_")] == [
+        "reason_1",
+        "reason_2",
+        "reason_3",
+        "reason_4",
+        "reason_method",
+    ]
+    capsys.readouterr()
+    assert zoo_main(["predict", str(runs["catboost"]), str(source), "--out", str(out), "--reasons", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --reasons=0, expected a positive integer"

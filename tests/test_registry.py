@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import textwrap
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from zoo import cli, registry
 from zoo.errors import ZooError
 from zoo.models.linear import LogisticRegression
 from zoo.models.mlp import DNN
-from zoo.train import config_dir
+from zoo.train import config_dir, train
 
 BUILT_INS = [
     "afcc", "armnet", "autoint", "catboost", "cnn", "deepfm", "dnn", "dnn_cross", "dt", "fibinet", "fm",
@@ -40,6 +41,16 @@ from pathlib import Path
 
 Path(__file__).with_suffix(".imported").touch()  # evidence of the import attempt, which then fails
 raise RuntimeError("boom at import")
+"""
+
+EXITS = """
+import sys
+
+sys.exit(3)  # a plugin that ends the process at import
+"""
+
+INTERRUPTED = """
+raise KeyboardInterrupt
 """
 
 NOT_A_MODEL = '''
@@ -224,3 +235,69 @@ def test_an_unknown_model_in_hydra_lists_the_available_options(install):
     assert "Could not find 'model/nope'" in message and "Available options in 'model'" in message
     options = message.split("Available options in 'model':")[1].split("Config search path")[0].split()
     assert set(options) >= {*BUILT_INS, "good"}
+
+
+def test_a_plugin_calling_sys_exit_at_import_is_a_broken_row_not_the_hosts_death(install, capsys):
+    install("zoo-good", {"good": "good_plugin:Good"}, {"good_plugin": GOOD})
+    install("zoo-exits", {"exits": "exits_plugin:Model"}, {"exits_plugin": EXITS})
+    assert cli.main(["models"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert set(lines) >= {*BUILT_INS, "good", "exits"}
+    assert lines["exits"].split()[1] == "broken" and "zoo-exits" in lines["exits"]
+    assert "SystemExit(3)" in lines["exits"]
+    with pytest.raises(ZooError, match=r"'exits' \(exits_plugin:Model, from zoo-exits\).*SystemExit\(3\)"):
+        registry.get("exits")
+    with pytest.warns(UserWarning, match="'exits'.*SystemExit"):
+        stored = registry.store_configs(config_dir())
+    assert "good" in stored and "exits" not in stored
+
+
+def test_training_another_model_works_beside_a_plugin_that_exits(install, make_cfg, tmp_path):
+    install("zoo-exits", {"exits": "exits_plugin:Model"}, {"exits_plugin": EXITS})
+    with pytest.warns(UserWarning, match="'exits'.*SystemExit"):
+        cfg = make_cfg("model=lr", "dataset=synthetic", "dataset.params.n_rows=300")
+    result = train(cfg, tmp_path / "run")
+    assert result["model"] == "lr" and 0.0 <= result["val"]["auc"] <= 1.0
+
+
+def test_ctrl_c_during_a_plugin_import_still_stops_the_host(install):
+    install(
+        "zoo-interrupted", {"interrupted": "interrupted_plugin:Model"}, {"interrupted_plugin": INTERRUPTED}
+    )
+    with pytest.raises(KeyboardInterrupt):
+        registry.get("interrupted")
+
+
+def test_storing_plugin_configs_again_does_not_warn(install):
+    install("zoo-good", {"good": "good_plugin:Good"}, {"good_plugin": GOOD})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Hydra 1.4 warns on an unflagged replacement; 1.5 raises
+        assert "good" in registry.store_configs(config_dir())
+        assert "good" in registry.store_configs(config_dir())
+    assert ConfigStore.instance().repo["model"]["good.yaml"].provider == "zoo-good"
+
+
+@pytest.mark.parametrize(
+    ("argv", "chosen"),
+    [
+        (["model=lr", "dataset=german"], {"lr"}),
+        (["-m", "model=lr,good", "seed=0,1"], {"lr", "good"}),
+        (["-m", "+model=choice(good, lr)"], {"lr", "good"}),
+        (["dataset=german"], set()),
+        (["experiment=afcc_table3"], None),
+        (["-m", "hparams_search=lr"], None),
+        (["model=glob(*)"], None),
+    ],
+)
+def test_the_command_line_names_the_models_to_load(argv, chosen):
+    assert registry.chosen_models(argv) == chosen
+
+
+def test_zoo_train_imports_only_the_chosen_plugin(install):
+    site = install("zoo-broken", {"broken": "broken_plugin:Model"}, {"broken_plugin": BROKEN})
+    install("zoo-good", {"good": "good_plugin:Good"}, {"good_plugin": GOOD})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the broken plugin is never imported: no warning
+        assert registry.store_configs(config_dir(), only={"good"}) == ["good"]
+    assert not (site / "broken_plugin.imported").exists()
+    assert "broken_plugin" not in sys.modules

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 import subprocess
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -86,9 +88,12 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
             f"{str(path)!r} does not exist: {str(run_dir)!r} is not a finished credit-zoo run directory"
         )
     try:
-        return json.loads(path.read_text())
+        manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         raise ZooError(f"manifest {str(path)!r} could not be read: {err}") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("artifacts"), dict):
+        raise ZooError(f"manifest {str(path)!r} has no 'artifacts' table of digests: not a run manifest")
+    return manifest
 
 
 def verify(run_dir: Path, name: str, manifest: dict[str, Any] | None = None) -> Path:
@@ -109,3 +114,50 @@ def verify(run_dir: Path, name: str, manifest: dict[str, Any] | None = None) -> 
             f"expected {expected[:12]}... from the manifest; refusing to load it"
         )
     return path
+
+
+def read_json(run_dir: Path, name: str, manifest: dict[str, Any] | None = None) -> Any:
+    """A run's JSON artifact, checked against the manifest; unreadable JSON is a one-line error."""
+    path = verify(run_dir, name, manifest)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ZooError(f"artifact {str(path)!r} is not valid JSON: {err}") from None
+
+
+def read_yaml(run_dir: Path, name: str, manifest: dict[str, Any] | None = None) -> Any:
+    """A run's YAML artifact (its config), checked against the manifest."""
+    from omegaconf import OmegaConf
+
+    path = verify(run_dir, name, manifest)
+    try:
+        return OmegaConf.load(path)
+    except Exception as err:  # yaml's and OmegaConf's own error types
+        raise ZooError(f"artifact {str(path)!r} is not valid YAML: {_first_line(err)}") from None
+
+
+def load_checkpoint(cls: type, path: Path | str, *, map_location: Any = "cpu") -> Any:
+    """`cls.load_from_checkpoint` with `weights_only=True` (no stored code runs); an empty,
+    truncated or unreadable checkpoint is a one-line error naming the file, not EOFError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ZooError(f"checkpoint {str(path)!r} does not exist")
+    if path.stat().st_size == 0:
+        raise ZooError(f"checkpoint {str(path)!r} is empty (0 bytes): the file was truncated")
+    try:
+        return cls.load_from_checkpoint(path, map_location=map_location, weights_only=True)
+    except (
+        EOFError,
+        OSError,
+        RuntimeError,
+        KeyError,
+        ValueError,
+        pickle.UnpicklingError,
+        zipfile.BadZipFile,
+    ) as err:
+        raise ZooError(f"checkpoint {str(path)!r} could not be loaded: {_first_line(err)}") from None
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

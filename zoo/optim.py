@@ -3,6 +3,7 @@ never hard-coded in a model class. Schedules here take the run's total optimiser
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ class Recipe:
     monitor_mode: str = "min"
 
     def configure(self, model: Any, groups: list[dict[str, Any]]) -> Any:
-        optimizer = self.optimizer(groups, lr=model.learning_rate)
+        optimizer = self.optimizer(groups, lr=model.learning_rate, **kernel_options(self.optimizer, groups))
         if isinstance(optimizer, torch.optim.LBFGS) and model.trainer.world_size > 1:
             raise ZooError(
                 "optim=lbfgs runs in one process (its line search would differ between ranks); "
@@ -40,6 +41,27 @@ class Recipe:
         else:
             config = {"scheduler": scheduler, "interval": "step"}
         return {"optimizer": optimizer, "lr_scheduler": config}
+
+
+def kernel_options(optimizer: Callable[..., Optimizer], groups: list[dict[str, Any]]) -> dict[str, bool]:
+    """`fused=True` when every parameter is on CUDA, else `foreach=True`: one kernel (or one call)
+    per step for all parameters instead of a Python loop over them. Only for optimisers that take
+    these options, and only when the config sets neither (`optim.optimizer.fused/foreach` win)."""
+    keywords = getattr(optimizer, "keywords", {}) or {}
+    if keywords.get("fused") is not None or keywords.get("foreach") is not None:
+        return {}
+    target = getattr(optimizer, "func", optimizer)
+    try:
+        params = inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        return {}
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    if "fused" not in params and not takes_any:
+        return {}
+    tensors = [p for group in groups for p in group["params"]]
+    if tensors and all(p.device.type == "cuda" for p in tensors):
+        return {"fused": True}
+    return {"foreach": True}
 
 
 def warmup_cosine(

@@ -21,6 +21,8 @@ CONFIG_FILE = "config.yaml"
 CHECKPOINT_FILE = "checkpoints/best.ckpt"
 CALIBRATION_FILE = "calibration.json"
 RELIABILITY_FILE = "reliability.csv"
+#: In a multirun's sweep directory: one JSON record per failed job (written by zoo-train).
+FAILURES_DIR = "failures"
 
 
 def write_atomic(path: Path, write: Callable[[Path], Any]) -> Path:

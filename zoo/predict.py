@@ -4,7 +4,6 @@ best checkpoint, checked against the run's manifest and its training schema."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -16,15 +15,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from omegaconf import OmegaConf
 
 from zoo import registry
 from zoo.calibration import calibrator_from_dict
 from zoo.data.batches import DeviceBatches
 from zoo.data.preprocess import Preprocessor
+from zoo.data.sources import reading_options
 from zoo.data.validate import check_features
 from zoo.errors import ZooError
-from zoo.manifest import read_manifest, verify
+from zoo.manifest import load_checkpoint, read_json, read_manifest, read_yaml, verify
 from zoo.outputs import CALIBRATION_FILE, CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, PREPROCESSING_FILE
 
 CHUNK_ROWS = 200_000
@@ -49,17 +48,17 @@ def load_run(run_dir: Path | str, *, device: str = "cpu") -> Run:
     if not run_dir.is_dir():
         raise ZooError(f"run directory {str(run_dir)!r} does not exist")
     manifest = read_manifest(run_dir)
-    saved = json.loads(verify(run_dir, PREPROCESSING_FILE, manifest).read_text())
-    config = OmegaConf.load(verify(run_dir, CONFIG_FILE, manifest))
-    metrics = json.loads(verify(run_dir, METRICS_FILE, manifest).read_text())
+    saved = read_json(run_dir, PREPROCESSING_FILE, manifest)
+    config = read_yaml(run_dir, CONFIG_FILE, manifest)
+    metrics = read_json(run_dir, METRICS_FILE, manifest)
     checkpoint = verify(run_dir, CHECKPOINT_FILE, manifest)
     cls = registry.get(str(config.model.name))
-    model = cls.load_from_checkpoint(checkpoint, map_location=device, weights_only=True)
+    model = load_checkpoint(cls, checkpoint, map_location=device)
     model.eval()
     schema = {k: saved.get(k) for k in ("target", "id_column", "ignored")}
     calibrator = None
     if metrics.get("calibration"):
-        calibrator = calibrator_from_dict(json.loads(verify(run_dir, CALIBRATION_FILE, manifest).read_text()))
+        calibrator = calibrator_from_dict(read_json(run_dir, CALIBRATION_FILE, manifest))
     threshold = float(metrics["threshold"])
     return Run(run_dir, config, Preprocessor.from_dict(saved), schema, model, threshold, calibrator)
 
@@ -96,10 +95,16 @@ def check_schema(run: Run, columns: list[str]) -> list[str]:
 
 @torch.no_grad()
 def score_frame(
-    run: Run, frame: pd.DataFrame, *, batch_size: int = 8192
-) -> tuple[np.ndarray, dict[str, int], list[str] | None]:
+    run: Run,
+    frame: pd.DataFrame,
+    *,
+    batch_size: int = 8192,
+    reasons: int = 0,
+    reference: dict[str, np.ndarray] | None = None,
+) -> tuple[np.ndarray, dict[str, int], pd.DataFrame | None]:
     """Probabilities of default for the rows of `frame`, unseen-category counts per field, and
-    per-row reason codes when the model gives them (`reasons(arrays)`, e.g. the rules a row meets)."""
+    explanation columns: `reasons` when the model states its own (the rules a row meets), and with
+    `reasons=K` the K reason codes of `zoo.explain` (reason_1..reason_K, reason_method)."""
     roles = {c: "categorical" for c in run.preprocessor.categorical}
     roles.update({c: "numeric" for c in run.preprocessor.numeric})
     features = check_features(frame, roles, allow_empty=True)
@@ -115,13 +120,34 @@ def score_frame(
     out = np.concatenate(probs) if probs else np.zeros(0, dtype=np.float32)
     if run.calibrator is not None:
         out = run.calibrator.transform(out).astype(np.float32)
+    columns = pd.DataFrame(index=frame.index)
     explain = getattr(run.model, "reasons", None)
-    reasons = explain(arrays) if callable(explain) else None
-    return out, dict(run.preprocessor.unseen_), reasons
+    if callable(explain):
+        columns["reasons"] = explain(arrays)
+    if reasons:
+        columns = pd.concat([columns, reason_columns(run, frame, arrays, reasons, reference)], axis=1)
+    return out, dict(run.preprocessor.unseen_), columns if len(columns.columns) else None
 
 
-def read_chunks(path: Path, chunk_rows: int) -> tuple[list[str], Iterator[pd.DataFrame]]:
-    """The file's columns and its rows in chunks (CSV or Parquet), without reading it whole."""
+def reason_columns(
+    run: Run, frame: pd.DataFrame, arrays: dict[str, np.ndarray], k: int, reference: Any = None
+) -> pd.DataFrame:
+    """reason_1..reason_k and reason_method: the fields pushing each row most towards default."""
+    from zoo.explain import contributions, explain_settings, read_reference, reason_codes
+
+    settings = explain_settings(run.config)
+    reference = read_reference(run.run_dir) if reference is None else reference
+    found = contributions(run.model, arrays, reference, n_reference=settings["occlusion_rows"])
+    units = dict(run.config.dataset.get("units") or {})
+    return reason_codes(found, frame, run.model.feature_spec, k, units=units)
+
+
+def read_chunks(
+    path: Path, chunk_rows: int, options: dict[str, str] | None = None
+) -> tuple[list[str], Iterator[pd.DataFrame]]:
+    """The file's columns and its rows in chunks (CSV or Parquet), without reading it whole.
+    `options`: the CSV reading options (sep, decimal, encoding) the run's training file used."""
+    options = options or {}
     if not path.is_file():
         raise ZooError(f"file to score {str(path)!r} does not exist")
     suffixes = "".join(path.suffixes).lower()
@@ -133,8 +159,8 @@ def read_chunks(path: Path, chunk_rows: int) -> tuple[list[str], Iterator[pd.Dat
             columns = list(handle.schema_arrow.names)
             return columns, (b.to_pandas() for b in handle.iter_batches(batch_size=chunk_rows))
         if suffixes.endswith((".csv", ".csv.gz", ".csv.zip", ".csv.bz2", ".txt")):
-            columns = list(pd.read_csv(path, nrows=0).columns)
-            return columns, iter(pd.read_csv(path, chunksize=chunk_rows, low_memory=False))
+            columns = list(pd.read_csv(path, nrows=0, **options).columns)
+            return columns, iter(pd.read_csv(path, chunksize=chunk_rows, low_memory=False, **options))
     except (OSError, ValueError, UnicodeDecodeError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ZooError(f"file to score {str(path)!r} could not be read: {first}") from None
@@ -150,12 +176,14 @@ def predict_file(
     *,
     chunk_rows: int = CHUNK_ROWS,
     progress: bool | None = None,
+    reasons: int = 0,
 ) -> ScoreSummary:
     """Score `file` chunk by chunk into `out` (Parquet or CSV): row, id, prob, decision (and
     reasons, for models that explain each row).
 
     `row` is the position in the file, `id` the dataset's id column (when it has one), and
     `decision` 1 where the probability exceeds the run's threshold (as the metrics count).
+    `reasons=K` adds the K reason codes per row (docs/explanations.md).
     `out` appears only when every row is scored.
     """
     import pyarrow as pa
@@ -169,7 +197,14 @@ def predict_file(
     out_suffix = out.suffix.lower()
     if out_suffix not in (".parquet", ".csv"):
         raise ZooError(f"--out {str(out)!r} has suffix {out_suffix or '(none)'!r}, expected .parquet or .csv")
-    columns, chunks = read_chunks(file, chunk_rows)
+    if reasons < 0:
+        raise ZooError(f"--reasons={reasons}, expected a positive integer")
+    reference = None
+    if reasons:
+        from zoo.explain import read_reference
+
+        reference = read_reference(run.run_dir)
+    columns, chunks = read_chunks(file, chunk_rows, reading_options(run.config.dataset))
     summary = ScoreSummary(extra_columns=check_schema(run, columns))
     id_column = run.schema.get("id_column")
     show = sys.stderr.isatty() if progress is None else progress
@@ -181,7 +216,7 @@ def predict_file(
     try:
         with tqdm(desc="scoring", unit="rows", disable=not show) as bar:
             for chunk in chunks:
-                prob, unseen, reasons = score_frame(run, chunk)
+                prob, unseen, explained = score_frame(run, chunk, reasons=reasons, reference=reference)
                 scores = pd.DataFrame(
                     {"row": np.arange(summary.rows, summary.rows + len(chunk), dtype=np.int64)}
                 )
@@ -189,8 +224,9 @@ def predict_file(
                     scores["id"] = chunk[id_column].to_numpy()
                 scores["prob"] = prob
                 scores["decision"] = (prob > run.threshold).astype(np.int8)  # as the metrics: p > t
-                if reasons is not None:
-                    scores["reasons"] = reasons
+                if explained is not None:
+                    for name in explained.columns:
+                        scores[name] = explained[name].to_numpy()
                 for name, count in unseen.items():
                     summary.unseen[name] = summary.unseen.get(name, 0) + count
                 summary.rows += len(chunk)
@@ -225,12 +261,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("file", type=Path, help="CSV or Parquet file with the training columns")
     parser.add_argument("--out", type=Path, default=Path("scores.parquet"), help="output .parquet or .csv")
     parser.add_argument("--chunk-rows", type=int, default=CHUNK_ROWS, help="rows scored at a time")
+    parser.add_argument(
+        "--reasons",
+        type=int,
+        nargs="?",
+        const=-1,
+        default=None,
+        metavar="K",
+        help="add reason_1..reason_K (default K: the run's explain.reasons) and reason_method",
+    )
     args = parser.parse_args(argv)
     if args.chunk_rows < 1:
         print(f"error: --chunk-rows={args.chunk_rows}, expected a positive integer", file=sys.stderr)
         return 2
+    if args.reasons is not None and args.reasons != -1 and args.reasons < 1:
+        print(f"error: --reasons={args.reasons}, expected a positive integer", file=sys.stderr)
+        return 2
     try:
-        summary = predict_file(args.run_dir, args.file, args.out, chunk_rows=args.chunk_rows)
+        reasons = _default_reasons(args.run_dir) if args.reasons == -1 else args.reasons or 0
+        summary = predict_file(args.run_dir, args.file, args.out, chunk_rows=args.chunk_rows, reasons=reasons)
     except ZooError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -238,3 +287,10 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     print(f"scores: {args.out}")
     return 0
+
+
+def _default_reasons(run_dir: Path) -> int:
+    """The run's explain.reasons: how many reason codes a bare `--reasons` asks for."""
+    from zoo.explain import explain_settings
+
+    return explain_settings(read_yaml(run_dir, CONFIG_FILE))["reasons"] or 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
 import warnings
 from dataclasses import dataclass
 from functools import cache
@@ -88,9 +89,12 @@ def _load(name: str) -> type:
     info = discover()[name]
     try:
         obj = info.entry_point.load()
-    except Exception as err:  # a broken plugin must not take the host down
+    except KeyboardInterrupt:
+        raise
+    except BaseException as err:  # noqa: BLE001 - a plugin calling sys.exit() must not end the host either
+        reason = f"{type(err).__name__}({err})" if isinstance(err, SystemExit) else str(err)
         raise ImportError(
-            f"model plugin {name!r} ({info.value}, from {info.distribution}) failed to import: {err}"
+            f"model plugin {name!r} ({info.value}, from {info.distribution}) failed to import: {reason}"
         ) from err
     if not (inspect.isclass(obj) and issubclass(obj, pl.LightningModule)):
         raise TypeError(f"model plugin {name!r} ({info.value}) is not a LightningModule class")
@@ -154,9 +158,29 @@ def describe(name: str) -> dict[str, str]:
     }
 
 
-def store_configs(config_dir: Any) -> list[str]:
+def chosen_models(argv: list[str]) -> set[str] | None:
+    """The model names a `zoo-train` command line asks for (`model=a`, `model=a,b`,
+    `model=choice(a,b)`); None when it cannot tell (an experiment or search space may pick one)."""
+    names: set[str] = set()
+    for arg in argv:
+        key, sep, value = arg.lstrip("+~").partition("=")
+        if key in ("experiment", "hparams_search") and value not in ("", "null"):
+            return None
+        if key != "model" or not sep:
+            continue
+        match = re.fullmatch(r"(?:choice\()?([\w.\-, ]+)\)?", value)
+        if match is None:
+            return None
+        names |= {v.strip() for v in match.group(1).split(",") if v.strip()}
+    return names
+
+
+def store_configs(config_dir: Any, only: set[str] | None = None) -> list[str]:
     """Give every plugin without a YAML file in `conf/model/` a config built from its constructor
-    defaults, in Hydra's ConfigStore, so `model=<plugin>` works with no edit to this project."""
+    defaults, in Hydra's ConfigStore, so `model=<plugin>` works with no edit to this project.
+
+    `only`: the models this command uses; other plugins are then not imported at all (a broken
+    or slow third-party plugin cannot touch a run that does not use it)."""
     from pathlib import Path
 
     from hydra.core.config_store import ConfigStore
@@ -165,13 +189,15 @@ def store_configs(config_dir: Any) -> list[str]:
     stored = []
     store = ConfigStore.instance()
     for name in discover():
-        if name in shipped:
+        if name in shipped or (only is not None and name not in only):
             continue
         try:
             cls = _load(name)
         except (ImportError, TypeError) as err:
             warnings.warn(str(err), stacklevel=2)
             continue
-        store.store(group="model", name=name, node={"name": name, **default_hparams(cls)}, replace=True)
+        node = {"name": name, **default_hparams(cls)}
+        # replace=True: storing again (each test, each call) replaces silently, as Hydra 1.5 requires.
+        store.store(group="model", name=name, node=node, provider=discover()[name].distribution, replace=True)
         stored.append(name)
     return stored

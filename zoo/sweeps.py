@@ -11,6 +11,8 @@
   (`ZOO_WORKER`) and the number of trials already in the study, so neither a second worker nor a
   resumed study re-samples the parameter sets of the first.
 - `${zoo.trial_dir:}`: the job's sub-directory, `trial_<number>` of its Optuna trial.
+- `${zoo.fold_tag:<n_folds>,<fold>,<fold_column>}`: `_fold<k>` at the end of a multirun job's
+  sub-directory when the runs are folds of a cross-validation, else nothing.
 - `claim_trial` (the sweeper's `custom_search_space` hook) marks each trial with the process that
   asked for it; `TrialRecorder` (a Hydra callback) refuses to resume a study towards the other
   direction, fails the trials a killed process left RUNNING, and writes each job's run directory,
@@ -54,17 +56,30 @@ WORKER_ATTR = "worker"
 
 
 def register_resolvers() -> None:
-    """Register the `zoo.*` resolvers the sweep configs use (idempotent)."""
+    """Register the `zoo.*` resolvers the configs use (idempotent)."""
+    from zoo.resume import output_subdir_resolver, run_dir_resolver
+
     resolvers = {
+        "zoo.run_dir": run_dir_resolver,
+        "zoo.output_subdir": output_subdir_resolver,
         "zoo.direction": direction,
         "zoo.sqlite": sqlite_url,
         "zoo.journal": journal_storage,
         "zoo.sampler_seed": sampler_seed,
         "zoo.trial_dir": trial_dir,
+        "zoo.fold_tag": fold_tag,
     }
     for name, resolver in resolvers.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_resolver(name, resolver)
+
+
+def fold_tag(n_folds: Any, fold: Any, fold_column: Any) -> str:
+    """`_fold<k>` for a run directory's name when the run is fold k of a cross-validation
+    (data.n_folds or data.fold_column set), else ""."""
+    if n_folds in (None, "", 0) and fold_column in (None, ""):
+        return ""
+    return f"_fold{fold}"
 
 
 def direction(metric: str) -> str:

@@ -430,6 +430,36 @@ def check_config_matches_constructor(
     )
 
 
+def check_writes_importance(
+    model_name: str, tmp_path: Path, *, overrides: Mapping[str, Any] | None = None
+) -> None:
+    """`zoo.explain` writes importance.csv for the model: one finite permutation row per field
+    (2 repeats on 60 planted rows), and native rows, if the model has them, on its fields only."""
+    from zoo.explain.fields import fields_of
+    from zoo.explain.importance import IMPORTANCE_FILE, PERMUTATION, field_importance, write_importance
+
+    spec = tiny_spec()
+    with _seeded(0):
+        model = ready(build(default_config(model_name), spec, overrides))
+        rows = {
+            k: v.numpy() for k, v in planted_batch(spec, 60, seed=5, raw_values=model.uses_raw_values).items()
+        }
+        write_importance(tmp_path, field_importance(model, rows, rows, repeats=2), title=model_name)
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / IMPORTANCE_FILE)
+    names = sorted(f.name for f in fields_of(spec))
+    permuted = table[table["method"] == PERMUTATION]
+    where = f"model {model_name!r}: importance.csv"
+    _expect(
+        sorted(permuted["field"]) == names,
+        f"{where} permutation rows {sorted(permuted['field'])}, expected {names}",
+    )
+    _expect(bool(np.isfinite(table["importance"]).all()), f"{where} has non-finite importances")
+    strange = sorted(set(table["field"]) - set(names))
+    _expect(not strange, f"{where} names fields the spec does not have: {strange}")
+
+
 Check = Callable[..., None]
 #: Every check of the model contract, each `check(model_name, tmp_path, *, overrides=None)`.
 CONTRACT_CHECKS: tuple[Check, ...] = (
@@ -439,6 +469,7 @@ CONTRACT_CHECKS: tuple[Check, ...] = (
     check_checkpoint_round_trip,
     check_batch_of_one,
     check_config_matches_constructor,
+    check_writes_importance,
 )
 
 

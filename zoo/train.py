@@ -15,18 +15,21 @@ import pandas as pd
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities.exceptions import MisconfigurationException, SIGTERMException
 
 from zoo import registry
 from zoo.calibration import fit_calibrator, plot_reliability, reliability_table
 from zoo.data.datamodule import CreditDataModule
 from zoo.data.preprocess import library_versions
 from zoo.errors import ZooError
-from zoo.manifest import write_manifest
+from zoo.explain import write_explanations
+from zoo.manifest import load_checkpoint, write_manifest
 from zoo.metrics import METRIC_NAMES, compute_metrics, youden_threshold
 from zoo.optim import Recipe
 from zoo.outputs import (
     CALIBRATION_FILE,
     CONFIG_FILE,
+    FAILURES_DIR,
     METRICS_FILE,
     PREDICTIONS_FILE,
     PREPROCESSING_FILE,
@@ -38,11 +41,77 @@ from zoo.outputs import (
     write_text,
 )
 from zoo.pruning import pruned_epoch, pruning_callbacks
+from zoo.resume import (
+    SIGTERM_EXIT,
+    AtomicCheckpointIO,
+    ResumeState,
+    Terminated,
+    keep_logs,
+    resumable_checkpoint,
+)
+from zoo.settings import check_run_settings
 
 log = logging.getLogger(__name__)
 
-#: Targets that configs may name for `hydra.utils.instantiate` (Hydra 1.4's execution allowlist).
-TRUSTED_TARGETS = ["pytorch_lightning.loggers.*", "pytorch_lightning.callbacks.*", "torch.optim.*", "zoo.*"]
+#: The classes and factories a run's config may name as `_target_` (in `logger` and `optim`), at any
+#: depth: experiment loggers, torch's optimisers and schedules, the zoo's own (conf/optim/). Nothing
+#: else: a config must not call project or library functions (delete a directory, write a file).
+CONFIG_TARGETS = (
+    *(f"pytorch_lightning.loggers.{name}" for name in ("CSVLogger", "TensorBoardLogger", "MLFlowLogger")),
+    *(f"pytorch_lightning.loggers.{name}" for name in ("WandbLogger", "CometLogger")),
+    *(
+        f"torch.optim.{name}"
+        for name, obj in vars(torch.optim).items()
+        if inspect.isclass(obj)
+        and issubclass(obj, torch.optim.Optimizer)
+        and obj is not torch.optim.Optimizer
+    ),
+    *(
+        f"torch.optim.lr_scheduler.{name}"
+        for name, obj in vars(torch.optim.lr_scheduler).items()
+        if inspect.isclass(obj)
+        and issubclass(obj, torch.optim.lr_scheduler.LRScheduler | torch.optim.lr_scheduler.ReduceLROnPlateau)
+        and name not in ("LRScheduler", "_LRScheduler")
+    ),
+    *(f"zoo.optim.{name}" for name in ("adam", "lbfgs", "warmup_cosine", "one_cycle", "plateau")),
+)
+#: What Hydra itself may build from the `hydra:` section (sweep callbacks, the search-space hook).
+HYDRA_TARGETS = ("zoo.sweeps.TrialRecorder", "zoo.sweeps.claim_trial")
+
+
+def check_targets(node: Any, where: str) -> None:
+    """Refuse any `_target_` in a config subtree (at any depth) that is not in `CONFIG_TARGETS`."""
+    if isinstance(node, dict):
+        target = node.get("_target_")
+        if target is not None and target not in CONFIG_TARGETS:
+            raise ZooError(
+                f"{where}._target_={target!r} is not something a config may build; allowed: Lightning "
+                "loggers (CSVLogger, TensorBoardLogger, ...), torch.optim optimisers and schedules, "
+                "zoo.optim factories (docs/configuration.md)"
+            )
+        for key, value in node.items():
+            if key != "_target_":
+                check_targets(value, f"{where}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            check_targets(value, f"{where}[{i}]")
+
+
+def build_from_config(node: Any, where: str, **kwargs: Any) -> Any:
+    """`hydra.utils.instantiate` of a checked config subtree, under an allowlist of exactly
+    `CONFIG_TARGETS` (no outer allowlist adds to it)."""
+    from hydra.utils import execution_whitelist as allow
+    from hydra.utils import instantiate
+
+    plain = _plain(node)
+    check_targets(plain, where)
+    try:
+        with allow(list(CONFIG_TARGETS), reset=True):
+            return instantiate(plain, **kwargs)
+    except Exception as err:  # an unknown argument in a user's config
+        raise ZooError(
+            f"{where} config: {(str(err).strip().splitlines() or [type(err).__name__])[0]}"
+        ) from None
 
 
 def config_dir() -> Path:
@@ -102,7 +171,10 @@ def predict(model: pl.LightningModule, dm: CreditDataModule, split: str) -> dict
     for i, batch in enumerate(dm.loader(split)):
         out = model.predict_step(batch, i)
         for key, value in out.items():
-            parts.setdefault(key, []).append(value.detach().float().cpu().numpy())
+            value = value.detach()
+            if value.is_floating_point():  # probabilities as float32; row ids and labels keep their type
+                value = value.float()
+            parts.setdefault(key, []).append(value.cpu().numpy())
     return {key: np.concatenate(values) for key, values in parts.items()}
 
 
@@ -128,7 +200,9 @@ def monitor_mode(stop: Any) -> str:
 
 
 def check_settings(cfg: DictConfig) -> None:
-    """Reject bad run settings (threshold, early stopping, optimised metric) before any work."""
+    """Reject bad run settings (threshold, early stopping, optimised metric, what the config would
+    instantiate) before any work."""
+    check_run_settings(cfg)  # types, unknown keys, sizes, epochs, the device (zoo/settings.py)
     _threshold(cfg.threshold, np.array([0.2, 0.8]), np.array([0, 1]))
     monitor_mode(cfg.early_stopping)
     for key in ("patience", "patience_steps"):
@@ -143,6 +217,13 @@ def check_settings(cfg: DictConfig) -> None:
             f"optimized_metric={cfg.optimized_metric!r}, expected val/<metric> (or test/<metric>) "
             f"with a metric among {', '.join(METRIC_NAMES)}"
         )
+    if split == "test" and not cfg.get("allow_test_selection", False):
+        raise ZooError(
+            f"optimized_metric={cfg.optimized_metric!r} would choose hyperparameters on the test split; "
+            f"use val/{metric}, or set allow_test_selection=true to do so knowingly"
+        )
+    for where in ("logger", "optim"):
+        check_targets(_plain(cfg.get(where)), where)
 
 
 def patience_epochs(stop: Any, steps_per_epoch: int, *, full_batch: bool = False) -> int:
@@ -156,16 +237,9 @@ def patience_epochs(stop: Any, steps_per_epoch: int, *, full_batch: bool = False
 
 def build_recipe(cfg: DictConfig) -> Recipe:
     """The optimiser and schedule of `cfg.optim`, as a `Recipe` the model calls."""
-    from hydra.utils import execution_whitelist as allow
-    from hydra.utils import instantiate
-
     optim = cfg.optim
-    try:
-        with allow(TRUSTED_TARGETS):
-            optimizer = instantiate(optim.optimizer)
-            scheduler = instantiate(optim.scheduler) if optim.get("scheduler") else None
-    except Exception as err:  # an unknown target or argument in a user's optim config
-        raise ZooError(f"optim config: {str(err).splitlines()[0]}") from None
+    optimizer = build_from_config(optim.optimizer, "optim.optimizer")
+    scheduler = build_from_config(optim.scheduler, "optim.scheduler") if optim.get("scheduler") else None
     stop = cfg.early_stopping
     return Recipe(optimizer, scheduler, monitor=str(stop.monitor), monitor_mode=monitor_mode(stop))
 
@@ -177,16 +251,22 @@ def _progress_bar(value: Any) -> bool:
     return sys.stderr.isatty() and not os.environ.get("CI")
 
 
+#: trainer.compile: false (eager), or a torch.compile mode; reduce-overhead adds CUDA graphs on GPU.
+COMPILE_MODES = (False, "default", "reduce-overhead", "max-autotune")
+
+
 def _trainer(
     cfg: DictConfig, run_dir: Path, model: pl.LightningModule, steps_per_epoch: int
 ) -> tuple[pl.Trainer, pl.callbacks.ModelCheckpoint]:
-    from hydra.utils import execution_whitelist as allow
-    from hydra.utils import instantiate
-
     stop = cfg.early_stopping
     mode = monitor_mode(stop)
     checkpoint = pl.callbacks.ModelCheckpoint(
-        dirpath=run_dir / "checkpoints", filename="best", monitor=stop.monitor, mode=mode, save_top_k=1
+        dirpath=run_dir / "checkpoints",
+        filename="best",
+        monitor=stop.monitor,
+        mode=mode,
+        save_top_k=1,
+        save_last=True,  # checkpoints/last.ckpt: where `resume=<run dir>` continues from
     )
     callbacks: list[pl.Callback] = [
         checkpoint,
@@ -197,29 +277,44 @@ def _trainer(
             min_delta=stop.min_delta,
         ),
     ]
+    callbacks.append(ResumeState())  # generators and shuffle order, for a bitwise resume
     callbacks += pruning_callbacks(cfg)  # a trial of an Optuna sweep: report each epoch, stop when pruned
     logger: Any = False
     logger_cfg = cfg.get("logger")
     if logger_cfg and logger_cfg.get("_target_"):
-        with allow(TRUSTED_TARGETS):
-            logger = instantiate(logger_cfg, save_dir=str(run_dir))
+        logger = build_from_config(logger_cfg, "logger", save_dir=str(run_dir))
     trainer_kwargs = dict(_plain(cfg.trainer))
     trainer_kwargs["enable_progress_bar"] = _progress_bar(trainer_kwargs.get("enable_progress_bar"))
+    compile_mode = (
+        trainer_kwargs.pop("compile", None) or False
+    )  # torch.compile of forward (docs/performance.md)
+    if compile_mode not in COMPILE_MODES:
+        expected = ", ".join(map(str, COMPILE_MODES))
+        raise ZooError(f"trainer.compile={compile_mode!r}, expected one of {expected}")
+    if compile_mode:
+        model.compile(mode=None if compile_mode == "default" else compile_mode)
     if cfg.optim.get("gradient_clip") is not None and model.automatic_optimization:
         trainer_kwargs["gradient_clip_val"] = float(cfg.optim.gradient_clip)
     try:
         trainer = pl.Trainer(
-            **trainer_kwargs, callbacks=callbacks, logger=logger, default_root_dir=str(run_dir)
+            **trainer_kwargs,
+            callbacks=callbacks,
+            logger=logger,
+            default_root_dir=str(run_dir),
+            plugins=[AtomicCheckpointIO()],
         )
-    except (TypeError, ValueError) as err:
-        raise ZooError(f"trainer config: {err}") from None
+    except (TypeError, ValueError, MisconfigurationException) as err:
+        raise ZooError(f"trainer config: {str(err).strip().splitlines()[0]}") from None
     return trainer, checkpoint
 
 
-def train(cfg: DictConfig, run_dir: Path | str | None = None) -> dict[str, Any]:
+def train(
+    cfg: DictConfig, run_dir: Path | str | None = None, *, resume_from: Path | None = None
+) -> dict[str, Any]:
     """Train one model on one dataset and write metrics.json, predictions and the checkpoint.
 
     Returns the result written to metrics.json; `result["val"]["auc"]` is what sweeps optimise.
+    `resume_from`: a last checkpoint of this run to continue from (zoo/resume.py).
     """
     if run_dir is None:
         from hydra.core.hydra_config import HydraConfig
@@ -244,6 +339,7 @@ def train(cfg: DictConfig, run_dir: Path | str | None = None) -> dict[str, Any]:
         split_column=data.get("split_column"),
         fold_column=data.get("fold_column"),
         date_column=data.get("date_column"),
+        drop_last=bool(data.get("drop_last", False)),
         raw_values=bool(getattr(model_cls, "uses_raw_values", False)),
     )
     dm.build()
@@ -251,10 +347,22 @@ def train(cfg: DictConfig, run_dir: Path | str | None = None) -> dict[str, Any]:
         dm.batch_size = max(1, dm.rows()["train"])
     model = build_model(cfg.model, dm.feature_spec)
     model.recipe = build_recipe(cfg)
+    if resume_from is not None:
+        keep_logs(run_dir)  # before the logger starts: Lightning's CSV logger deletes its old file
     trainer, checkpoint = _trainer(cfg, run_dir, model, steps_per_epoch=len(dm.loader("train")))
 
+    # The resolved config first: an interrupted run is resumed with exactly this config.
+    write_text(run_dir / CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
     started = time.perf_counter()
-    trainer.fit(model, datamodule=dm)
+    try:
+        trainer.fit(model, datamodule=dm, ckpt_path=resume_from, weights_only=True)
+    except SIGTERMException:
+        last = checkpoint.last_model_path
+        where = f"the checkpoint of its last finished epoch ({last})" if last else "no checkpoint yet"
+        raise Terminated(
+            f"terminated by SIGTERM during epoch {trainer.current_epoch}; the run keeps {where}"
+            + (f"; continue it with: zoo-train resume={run_dir}" if last else "")
+        ) from None
     fit_seconds = time.perf_counter() - started
     if not trainer.is_global_zero:
         return {}
@@ -266,7 +374,7 @@ def train(cfg: DictConfig, run_dir: Path | str | None = None) -> dict[str, Any]:
         trainer.save_checkpoint(best_path, weights_only=False)  # full state, as the callback saves
     if best_path:
         device = trainer.strategy.root_device
-        model = model_cls.load_from_checkpoint(best_path, map_location=device, weights_only=True)
+        model = load_checkpoint(model_cls, best_path, map_location=device)
     predictions = {split: predict(model, dm, split) for split in ("val", "test")}
     uncalibrated = None
     if cfg.get("calibration"):
@@ -291,6 +399,7 @@ def train(cfg: DictConfig, run_dir: Path | str | None = None) -> dict[str, Any]:
         "best_checkpoint": str(Path(best_path).relative_to(run_dir)) if best_path else None,
         "rows": dm.rows(),
         "n_parameters": int(sum(p.numel() for p in model.parameters())),
+        "warnings": dm.warnings,  # the data guards' findings (zoo/data/guards.py)
     }
     if pruned_epoch(trainer) is not None:
         result["pruned_at_epoch"] = pruned_epoch(trainer)
@@ -315,11 +424,11 @@ def train(cfg: DictConfig, run_dir: Path | str | None = None) -> dict[str, Any]:
     write_parquet(run_dir / PREDICTIONS_FILE, predictions_frame(predictions, dm.ids))
     write_reliability(run_dir, predictions, title=f"{cfg.model.name} on {dm.dataset_name}, test split")
     write_json(run_dir / PREPROCESSING_FILE, {**dm.preprocessor.to_dict(), **dm.schema()})
-    write_text(run_dir / CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
     artifacts = getattr(model, "write_artifacts", None)
     if callable(artifacts):
         artifacts(run_dir, dm)
     write_json(run_dir / METRICS_FILE, result)
+    write_explanations(run_dir, model, dm, cfg)  # importance, partial dependence, model card
     write_manifest(run_dir, data=dm.source, versions=library_versions())
     return result
 
@@ -370,13 +479,60 @@ def format_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _resumed(
+    cfg: DictConfig, run_dir: Path, overrides: list[str], *, multirun: bool
+) -> tuple[DictConfig, Path]:
+    """The saved config and last checkpoint of the interrupted run `resume=` names."""
+    if multirun:
+        raise ZooError("resume= continues one interrupted run; it cannot be part of a multirun (-m)")
+    others = [o for o in overrides if not o.lstrip("+~").startswith(("resume=", "hydra."))]
+    if others:
+        raise ZooError(
+            "resume= continues the run with its own saved config; drop the other overrides: "
+            + " ".join(others)
+        )
+    last = resumable_checkpoint(Path(str(cfg.resume)))
+    if Path(str(cfg.resume)).resolve() != run_dir.resolve():
+        raise ZooError(f"resume={cfg.resume!r} but the run directory is {str(run_dir)!r}; drop hydra.run.dir")
+    saved = OmegaConf.load(run_dir / CONFIG_FILE)
+    assert isinstance(saved, DictConfig)
+    log.info("resuming %s from %s", run_dir, last)
+    return saved, last
+
+
+def _failure_path(hydra_cfg: Any) -> Path:
+    return Path(hydra_cfg.sweep.dir) / FAILURES_DIR / f"{Path(hydra_cfg.runtime.output_dir).name}.json"
+
+
+def record_failure(hydra_cfg: Any, err: BaseException) -> None:
+    """`<sweep dir>/failures/<job>.json`: why this job of a multirun failed (`zoo leaderboard` lists it)."""
+    message = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    try:
+        write_json(
+            _failure_path(hydra_cfg),
+            {
+                "job": Path(hydra_cfg.runtime.output_dir).name,
+                "overrides": list(hydra_cfg.overrides.task),
+                "error": message,
+                "type": type(err).__name__,
+            },
+        )
+    except OSError as write_err:  # the failure itself matters more than its record
+        log.warning("could not record the failure of %s: %s", hydra_cfg.runtime.output_dir, write_err)
+
+
+def clear_failure(hydra_cfg: Any) -> None:
+    """A job that now succeeds drops the failure record of an earlier attempt."""
+    _failure_path(hydra_cfg).unlink(missing_ok=True)
+
+
 def _hydra_app() -> Any:
     import hydra
 
     @hydra.main(
         config_path=str(config_dir()),
         config_name="config",
-        execution_whitelist=TRUSTED_TARGETS,
+        execution_whitelist=list(HYDRA_TARGETS),
     )
     def run(cfg: DictConfig) -> float:
         from hydra.core.hydra_config import HydraConfig
@@ -386,20 +542,37 @@ def _hydra_app() -> Any:
 
         hydra_cfg = HydraConfig.get()
         run_dir = Path(hydra_cfg.runtime.output_dir)
+        multirun = hydra_cfg.mode == RunMode.MULTIRUN
         before = {entry.name for entry in run_dir.iterdir()} if run_dir.is_dir() else set()
         framework = {str(hydra_cfg.output_subdir), f"{hydra_cfg.job.name}.log"}
         try:
-            if hydra_cfg.mode == RunMode.MULTIRUN:
+            if multirun:
                 check_sweep_job(cfg.trainer)
-            result = train(cfg, run_dir)
+            if cfg.get("resume"):
+                cfg, last = _resumed(cfg, run_dir, list(hydra_cfg.overrides.task), multirun=multirun)
+                result = train(cfg, run_dir, resume_from=last)
+            else:
+                result = train(cfg, run_dir)
         except ZooError as err:
             # Bad input: remove what the run wrote. Anything else (a crash, Ctrl-C, pre-emption)
             # keeps the run directory: its checkpoints hold the training done so far.
             discard_run_dir(run_dir, before, framework)
             print(f"error: {err}", file=sys.stderr)
-            if hydra_cfg.mode == RunMode.MULTIRUN:
+            if multirun:
+                record_failure(hydra_cfg, err)
                 raise  # Hydra records the job as failed and the sweep goes on with the others
             sys.exit(2)
+        except Terminated as err:
+            print(f"error: {err}", file=sys.stderr)
+            if multirun:
+                record_failure(hydra_cfg, err)
+            sys.exit(SIGTERM_EXIT)  # a kill is never a success, for schedulers and `&&` chains alike
+        except Exception as err:
+            if multirun:
+                record_failure(hydra_cfg, err)
+            raise
+        if multirun:
+            clear_failure(hydra_cfg)
         if not result:
             return float("nan")
         print(format_table(result))
@@ -417,7 +590,7 @@ def main() -> None:
     from zoo.sweeps import register_resolvers
 
     logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
-    registry.store_configs(config_dir())
+    registry.store_configs(config_dir(), only=registry.chosen_models(sys.argv[1:]))
     register_resolvers()
     _hydra_app()()
 

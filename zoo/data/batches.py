@@ -12,7 +12,9 @@ class DeviceBatches:
 
     Lightning accepts any iterable as a dataloader. Under DDP each rank serves a disjoint,
     equally sized share of the rows (`rank`, `world_size`). Shuffled (training) batches never end
-    on a single row, which BatchNorm cannot normalise: that row joins the batch before it.
+    on a single row, which BatchNorm cannot normalise: that row joins the batch before it. With
+    `drop_last`, shuffled batches all have `batch_size` rows (static shapes for compiled models and
+    CUDA graphs): the ragged rest is left out of that epoch, a different rest each epoch.
     """
 
     def __init__(
@@ -24,6 +26,7 @@ class DeviceBatches:
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        drop_last: bool = False,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size}, expected a positive integer")
@@ -37,6 +40,7 @@ class DeviceBatches:
         self.seed = seed
         self.rank = rank
         self.world_size = world_size
+        self.drop_last = drop_last
         self.epoch = 0
 
     def _rows_per_rank(self) -> int:
@@ -48,7 +52,14 @@ class DeviceBatches:
         rows = self._rows_per_rank()
         return self.shuffle and rows > 1 and rows % self.batch_size == 1
 
+    def _drops_rest(self) -> bool:
+        """Leave out the ragged last training batch (when there is a full one to keep)."""
+        rows = self._rows_per_rank()
+        return self.drop_last and self.shuffle and rows >= self.batch_size and rows % self.batch_size > 0
+
     def __len__(self) -> int:
+        if self._drops_rest():
+            return self._rows_per_rank() // self.batch_size
         return -(-self._rows_per_rank() // self.batch_size) - int(self._merges_singleton())
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
@@ -64,7 +75,10 @@ class DeviceBatches:
             per_rank = self._rows_per_rank()
             order = order.repeat(2)[: per_rank * self.world_size][self.rank :: self.world_size]
         starts = list(range(0, len(order), self.batch_size))
-        if self._merges_singleton():
+        if self._drops_rest():
+            order = order[: len(order) - len(order) % self.batch_size]
+            starts.pop()
+        elif self._merges_singleton():
             starts.pop()  # the last row rides with the batch before it
         for i, start in enumerate(starts):
             stop = starts[i + 1] if i + 1 < len(starts) else len(order)

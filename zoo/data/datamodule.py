@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -13,8 +15,9 @@ import torch
 
 from zoo.data import splits
 from zoo.data.batches import DeviceBatches
+from zoo.data.guards import check_data
 from zoo.data.preprocess import Preprocessor
-from zoo.data.sources import describe_source, load_frame
+from zoo.data.sources import check_dataset_keys, describe_source, load_frame
 from zoo.data.spec import FeatureSpec
 from zoo.data.validate import check_features, infer_roles, resolve_target
 from zoo.errors import ZooError
@@ -56,6 +59,7 @@ class CreditDataModule(pl.LightningDataModule):
         fold_column: str | None = None,
         date_column: str | None = None,
         raw_values: bool = False,
+        drop_last: bool = False,
     ) -> None:
         super().__init__()
         self.dataset = dict(_plain(dataset))
@@ -70,6 +74,7 @@ class CreditDataModule(pl.LightningDataModule):
         self.seed = seed
         self.split_seed = seed if split_seed is None else int(split_seed)
         self.raw_values = raw_values
+        self.drop_last = bool(drop_last)  # training batches of static shape (DeviceBatches)
         self.split_columns = {
             "split_column": split_column,
             "fold_column": fold_column,
@@ -83,6 +88,16 @@ class CreditDataModule(pl.LightningDataModule):
         self.ids: dict[str, np.ndarray] = {}
         self._tensors: dict[str, dict[str, torch.Tensor]] = {}
         self._feature_spec: FeatureSpec | None = None
+        self.warnings: list[str] = []  # the data guards' findings, one line each (metrics.json)
+        self.timings: dict[str, float] = {}  # seconds per stage of build() and setup() (benchmarks)
+
+    @contextmanager
+    def _timed(self, stage: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - started
 
     @property
     def dataset_name(self) -> str:
@@ -100,22 +115,32 @@ class CreditDataModule(pl.LightningDataModule):
         if self._feature_spec is not None:
             return
         ds = self.dataset
-        frame = self.frame if self.frame is not None else load_frame(ds)
-        self.source = (
-            describe_source(ds, frame) if self.frame is None else describe_source({"source": "frame"}, frame)
-        )
+        check_dataset_keys(ds)
+        with self._timed("read"):
+            frame = self.frame if self.frame is not None else load_frame(ds)
+        with self._timed("digest"):
+            self.source = describe_source(ds if self.frame is None else {"source": "frame"}, frame)
         for key in ("target", "bad_value"):
             if ds.get(key) in (None, "???"):
                 raise ZooError(f"dataset.{key} is not set for dataset {self.dataset_name!r}")
-        features, y, positions = resolve_target(
-            frame, target=ds["target"], bad_value=ds["bad_value"], good_value=ds.get("good_value")
-        )
-        roles = infer_roles(features, ds.get("roles"))
+        with self._timed("validate"):
+            features, y, positions = resolve_target(
+                frame, target=ds["target"], bad_value=ds["bad_value"], good_value=ds.get("good_value")
+            )
+            roles = infer_roles(features, ds.get("roles"))
         id_columns = [c for c, r in roles.items() if r == "id"]
         # ids of the kept rows (resolve_target dropped unlabelled ones), aligned with `y`
         id_values = features[id_columns[0]].to_numpy() if id_columns else None
-        parts = self._split(features, y, roles)  # split columns become ignored, never features
-        features = check_features(features, roles)
+        with self._timed("split"):
+            parts = self._split(features, y, roles)  # split columns become ignored, never features
+        with self._timed("validate"):
+            features = check_features(features, roles)
+        with self._timed("guards"):
+            found = check_data(
+                features, y, roles, parts, given_roles=ds.get("roles"), allow_leaky=ds.get("allow_leaky")
+            )
+        roles.update(dict.fromkeys(found.id_like, "ignore"))  # listed in schema()'s `ignored`
+        self.warnings = found.warnings
         categorical = [c for c, r in roles.items() if r == "categorical"]
         numeric = [c for c, r in roles.items() if r == "numeric"]
         crosses = ds.get("crosses") or []
@@ -127,14 +152,18 @@ class CreditDataModule(pl.LightningDataModule):
             cross_hash_buckets=ds.get("cross_hash_buckets"),
             numeric_encoding=ds.get("numeric_encoding") or "standard",
         )
-        preprocessor.fit(features.iloc[parts[0]])
-        for name, rows in zip(SPLITS, parts, strict=True):
-            arrays = preprocessor.transform(features.iloc[rows], raw=self.raw_values)
-            arrays["y"] = y[rows].astype(np.float32)
-            arrays["row"] = positions[rows].astype(np.int64)  # the row's position in the input frame
-            self.arrays[name] = arrays
-            if id_values is not None:
-                self.ids[name] = id_values[rows]
+        with self._timed("fit"):
+            preprocessor.fit(features.iloc[parts[0]])
+        with self._timed("transform"):
+            # every row at once (a row's arrays depend on it alone), then the splits' rows of each
+            encoded = preprocessor.transform(features, raw=self.raw_values)
+            for name, rows in zip(SPLITS, parts, strict=True):
+                arrays = {key: values[rows] for key, values in encoded.items()}
+                arrays["y"] = y[rows].astype(np.float32)
+                arrays["row"] = positions[rows].astype(np.int64)  # the row's position in the input frame
+                self.arrays[name] = arrays
+                if id_values is not None:
+                    self.ids[name] = id_values[rows]
         self.preprocessor = preprocessor
         self.roles = roles
         groups = {"wide": ds.get("wide"), "deep": ds.get("deep"), **dict(ds.get("groups") or {})}
@@ -196,13 +225,14 @@ class CreditDataModule(pl.LightningDataModule):
         device = torch.device("cpu")
         if self.trainer is not None:
             device = self.trainer.strategy.root_device
-        for name in SPLITS:
-            current = self._tensors.get(name)
-            if current is None or current["y"].device != device:
-                self._tensors[name] = {
-                    k: torch.from_numpy(np.ascontiguousarray(v)).to(device)
-                    for k, v in self.arrays[name].items()
-                }
+        with self._timed("tensors"):
+            for name in SPLITS:
+                current = self._tensors.get(name)
+                if current is None or current["y"].device != device:
+                    self._tensors[name] = {
+                        k: torch.from_numpy(np.ascontiguousarray(v)).to(device)
+                        for k, v in self.arrays[name].items()
+                    }
 
     def loader(self, split: str, *, shuffle: bool = False) -> DeviceBatches:
         """Batches of one split; training batches are shuffled and sharded across DDP ranks."""
@@ -220,6 +250,7 @@ class CreditDataModule(pl.LightningDataModule):
             seed=self.seed,
             rank=rank,
             world_size=world,
+            drop_last=self.drop_last,
         )
 
     def train_dataloader(self) -> DeviceBatches:

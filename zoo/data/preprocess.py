@@ -25,6 +25,8 @@ from zoo.data.spec import (
 from zoo.errors import ZooError
 
 MISSING_SUFFIX = "__missing"
+#: Rows encoded at a time by `Preprocessor.transform`: numerics of a block fit the CPU cache.
+ROW_BLOCK = 16_384
 PREPROCESSING_FORMAT = "credit-zoo.preprocessing/1"
 
 
@@ -205,28 +207,33 @@ class Preprocessor:
         The number of rows per field that held a category unseen in training is left in
         `self.unseen_` (field -> count), for scoring summaries.
         """
+        # Categories are indexed a whole column at a time into (fields, rows) arrays, turned to
+        # (rows, fields) at the end; numerics are encoded a block of rows at a time straight into
+        # (rows, fields), so the block being written stays in the CPU cache.
         n = len(frame)
-        x_cat = np.empty((n, len(self.categorical)), dtype=np.int64)
+        x_cat = np.empty((len(self.categorical), n), dtype=np.int64)
         self.unseen_: dict[str, int] = {}
         for j, name in enumerate(self.categorical):
-            x_cat[:, j], self.unseen_[name] = self.vocabularies_[name].transform(frame[name])
-        numeric = self.numeric_spec()
-        x_num = np.empty((n, len(numeric)), dtype=np.float32)
+            x_cat[j], self.unseen_[name] = self.vocabularies_[name].transform(frame[name])
         raw_values = {
             f.name: frame[f.name].to_numpy(dtype=np.float64, na_value=np.nan) for f in self.numeric_fields_
         }
-        for j, field_ in enumerate(numeric):
-            x_num[:, j] = encode_numeric(field_, raw_values[field_.source or field_.name])
+        numeric = self.numeric_spec()
+        x_num = np.empty((n, len(numeric)), dtype=np.float32)
+        x_raw = np.empty((n, len(self.numeric_fields_) if raw else 0), dtype=np.float32)
+        for start in range(0, n, ROW_BLOCK):
+            rows = slice(start, start + ROW_BLOCK)
+            for j, field_ in enumerate(numeric):
+                x_num[rows, j] = encode_numeric(field_, raw_values[field_.source or field_.name][rows])
+            for j, field_ in enumerate(self.numeric_fields_ if raw else ()):
+                x_raw[rows, j] = raw_values[field_.name][rows]
         position = {name: j for j, name in enumerate(self.categorical)}
-        x_cross = np.empty((n, len(self.cross_sources_)), dtype=np.int64)
+        x_cross = np.empty((len(self.cross_sources_), n), dtype=np.int64)
         for j, sources in enumerate(self.cross_sources_):
             vocab = self.cross_vocabularies_[cross_name(sources)]
-            x_cross[:, j] = vocab.transform([x_cat[:, position[s]] for s in sources])
-        out = {"x_cat": x_cat, "x_num": x_num, "x_cross": x_cross}
+            x_cross[j] = vocab.transform([x_cat[position[s]] for s in sources])
+        out = {"x_cat": _rows_first(x_cat), "x_num": x_num, "x_cross": _rows_first(x_cross)}
         if raw:
-            x_raw = np.empty((n, len(self.numeric_fields_)), dtype=np.float32)
-            for j, field_ in enumerate(self.numeric_fields_):
-                x_raw[:, j] = raw_values[field_.name]
             out["x_raw"] = x_raw
         return out
 
@@ -347,6 +354,15 @@ class Preprocessor:
             for c in data["crosses"]
         }
         return out
+
+
+def _rows_first(fields: np.ndarray, block: int = 16_384) -> np.ndarray:
+    """(fields, rows) -> C-ordered (rows, fields), copied a block of rows at a time (a plain
+    transposed copy of a million rows strides through memory and is several times slower)."""
+    out = np.empty(fields.shape[::-1], dtype=fields.dtype)
+    for start in range(0, fields.shape[1], block):
+        out[start : start + block] = fields[:, start : start + block].T
+    return out
 
 
 def library_versions() -> dict[str, str]:

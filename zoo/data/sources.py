@@ -7,10 +7,75 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from zoo.errors import ZooError
 
 SOURCES = ("bundled", "file", "synthetic")
+
+#: Every key a dataset config may set (conf/dataset/*.yaml, docs/configuration.md); any other
+#: key is a typo that would otherwise do nothing.
+DATASET_KEYS = (
+    "name", "source", "file", "path", "obtain", "sep", "decimal", "encoding", "params",
+    "target", "bad_value", "good_value", "roles", "allow_leaky", "crosses", "cross_auto_k",
+    "cross_hash_buckets", "numeric_encoding", "wide", "deep", "groups", "cache",
+)  # fmt: skip
+#: How a CSV is read unless the dataset config says otherwise.
+READING = {"sep": ",", "decimal": ".", "encoding": "utf-8"}
+
+
+def check_dataset_keys(dataset: Any) -> None:
+    """Reject a key no dataset config has (`dataset.seperator`): one line naming the accepted ones."""
+    unknown = [str(k) for k in dataset if k not in DATASET_KEYS]
+    if unknown:
+        raise ZooError(
+            f"dataset.{unknown[0]} is not a dataset key; expected one of: {', '.join(DATASET_KEYS)}"
+        )
+
+
+def reading_options(dataset: Any) -> dict[str, str]:
+    """`sep`, `decimal` and `encoding` of a CSV; a written `\\t` (as the command line gives it) is a tab."""
+    options = {}
+    for key, default in READING.items():
+        value = dataset.get(key)
+        value = default if value is None else str(value)
+        value = "\t" if value == "\\t" else value
+        if key == "encoding" and not value:
+            raise ZooError(f"dataset.encoding={value!r}, expected an encoding name such as {default!r}")
+        if key != "encoding" and len(value) != 1:
+            raise ZooError(f"dataset.{key}={value!r}, expected a single character such as {default!r}")
+        options[key] = value
+    if options["sep"] == options["decimal"]:
+        raise ZooError(
+            f"dataset.sep and dataset.decimal are both {options['sep']!r}; a file with decimal commas "
+            "is usually separated by semicolons: dataset.sep=';' dataset.decimal=','"
+        )
+    return options
+
+
+def check_header(frame: pd.DataFrame, dataset: Any) -> pd.DataFrame:
+    """A header read as one column holding `;` or a tab was split at the wrong separator: say so,
+    rather than the target column seeming absent."""
+    target = dataset.get("target")
+    header = str(frame.columns[0]) if len(frame.columns) == 1 else ""
+    if target in frame.columns or not header:
+        return frame
+    for mark, shown in ((";", "';'"), ("\t", "'\\t'")):
+        if mark in header:
+            raise ZooError(
+                f"target column {target!r} is not in the data, whose header reads as one column "
+                f'{header[:60]!r}: the file looks separated by {shown}; pass "dataset.sep={shown}"'
+            )
+    return frame
+
+
+def use_cache(dataset: Any) -> bool:
+    """`dataset.cache` (default true): keep a Parquet copy of a parsed CSV and the file's digest in
+    the cache directory (zoo/data/cache.py), so the next run on the unchanged file skips both."""
+    value = dataset.get("cache", True)
+    if not isinstance(value, bool):
+        raise ZooError(f"dataset.cache={value!r}, expected true or false")
+    return value
 
 
 def load_frame(dataset: Any) -> pd.DataFrame:
@@ -19,7 +84,8 @@ def load_frame(dataset: Any) -> pd.DataFrame:
     if source == "bundled":
         ref = resources.files("zoo.datasets").joinpath(dataset["file"])
         with resources.as_file(ref) as path:
-            return read_table(Path(path), obtain=None)
+            frame = read_table(Path(path), obtain=None, **reading_options(dataset))
+            return check_header(frame, dataset)
     if source == "file":
         path = dataset.get("path")
         if path in (None, "", "???"):
@@ -27,7 +93,10 @@ def load_frame(dataset: Any) -> pd.DataFrame:
                 f"dataset '{dataset.get('name')}' needs a file: pass dataset.path=/path/to/file "
                 "(CSV or Parquet)"
             )
-        return read_table(Path(str(path)).expanduser(), obtain=dataset.get("obtain"))
+        path = Path(str(path)).expanduser()
+        options = reading_options(dataset)
+        frame = read_table(path, obtain=dataset.get("obtain"), cache=use_cache(dataset), **options)
+        return check_header(frame, dataset)
     if source == "synthetic":
         from zoo.data.synthetic import make_synthetic
 
@@ -37,8 +106,17 @@ def load_frame(dataset: Any) -> pd.DataFrame:
     raise ZooError(f"dataset.source={source!r} is not one of {', '.join(SOURCES)}")
 
 
-def read_table(path: Path, obtain: str | None) -> pd.DataFrame:
-    """Read a CSV or Parquet file by its suffix, with one-line errors for the usual failures."""
+def read_table(
+    path: Path,
+    obtain: str | None,
+    *,
+    sep: str = ",",
+    decimal: str = ".",
+    encoding: str = "utf-8",
+    cache: bool = False,
+) -> pd.DataFrame:
+    """Read a CSV (with these separator, decimal mark and encoding) or Parquet file by its
+    suffix, with one-line errors for the usual failures; `cache` reuses a parsed CSV's Parquet copy."""
     if not path.exists():
         hint = f" ({obtain})" if obtain else ""
         raise ZooError(f"data file {str(path)!r} does not exist{hint}")
@@ -49,7 +127,13 @@ def read_table(path: Path, obtain: str | None) -> pd.DataFrame:
         if suffixes.endswith((".parquet", ".pq")):
             frame = pd.read_parquet(path)
         elif suffixes.endswith((".csv", ".csv.gz", ".csv.zip", ".csv.bz2", ".txt")):
-            frame = pd.read_csv(path, low_memory=False)
+            options = {"sep": sep, "decimal": decimal, "encoding": encoding}
+            if cache:
+                from zoo.data.cache import cached_frame
+
+                frame = cached_frame(path, options, lambda: read_csv(path, **options))
+            else:
+                frame = read_csv(path, **options)
         else:
             raise ZooError(
                 f"data file {str(path)!r} has suffix {suffixes or '(none)'!r}, expected .csv or .parquet"
@@ -58,11 +142,51 @@ def read_table(path: Path, obtain: str | None) -> pd.DataFrame:
         raise
     except pd.errors.EmptyDataError:
         raise ZooError(f"data file {str(path)!r} is empty, expected a header row and data") from None
-    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as err:
+    except (OSError, ValueError, LookupError, pd.errors.ParserError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ZooError(f"data file {str(path)!r} could not be read: {first}") from None
+        hint = ""
+        if isinstance(err, UnicodeDecodeError | LookupError):
+            hint = f" (read as dataset.encoding={encoding!r}; pass another, e.g. dataset.encoding=latin-1)"
+        raise ZooError(f"data file {str(path)!r} could not be read: {first}{hint}") from None
     if frame.shape[0] == 0:
         raise ZooError(f"data file {str(path)!r} has no data rows, expected at least one")
+    return frame
+
+
+def read_csv(path: Path, *, sep: str, decimal: str, encoding: str) -> pd.DataFrame:
+    """A CSV as pandas' C parser reads it (`low_memory=False`), parsed by pyarrow's multithreaded
+    reader where that gives the same frame: a '.' decimal mark (pyarrow has no other) and every
+    column a number, a boolean or text. Anything else, and any file pyarrow refuses, goes to the C
+    parser, whose errors are the ones users see."""
+    if decimal == "." and not path.name.lower().endswith(".zip"):
+        try:
+            frame = pd.read_csv(path, sep=sep, encoding=encoding, engine="pyarrow")
+            frame = _dates_as_text(frame, path, sep=sep, encoding=encoding)
+        except (OSError, ValueError, TypeError, LookupError, pa.ArrowException):
+            frame = None
+        if frame is not None:
+            return frame
+    return pd.read_csv(path, sep=sep, decimal=decimal, encoding=encoding, low_memory=False)
+
+
+def _dates_as_text(frame: pd.DataFrame, path: Path, *, sep: str, encoding: str) -> pd.DataFrame | None:
+    """pyarrow reads ISO dates and times as such, the C parser as text: read those columns again
+    as text. None when a column has another type the C parser would not give (booleans with gaps)."""
+    plain = ("i", "u", "f", "b")
+    odd = [c for c in frame.columns if frame[c].dtype.kind not in plain and frame[c].dtype != "str"]
+    if not odd:
+        return frame
+    temporal = pd.api.types.is_datetime64_any_dtype
+    for name in odd:
+        column = frame[name]
+        first = column.dropna().iloc[0] if column.notna().any() else None
+        if not (temporal(column.dtype) or hasattr(first, "isoformat")):
+            return None
+    again = pd.read_csv(
+        path, sep=sep, encoding=encoding, engine="pyarrow", usecols=odd, dtype=dict.fromkeys(odd, "str")
+    )
+    for name in odd:
+        frame[name] = again[name]
     return frame
 
 
@@ -77,5 +201,9 @@ def describe_source(dataset: Any, frame: pd.DataFrame) -> dict[str, Any]:
             return {"source": source, "file": str(dataset["file"]), "sha256": sha256_file(Path(path))}
     if source == "file" and dataset.get("path") not in (None, "", "???"):
         path = Path(str(dataset["path"])).expanduser()
+        if use_cache(dataset):
+            from zoo.data.cache import cached_digest
+
+            return {"source": source, "file": str(path.resolve()), "sha256": cached_digest(path, sha256_file)}
         return {"source": source, "file": str(path.resolve()), "sha256": sha256_file(path)}
     return {"source": source, "file": None, "sha256": sha256_frame(frame), "rows": len(frame)}

@@ -25,15 +25,18 @@ def _as_list(value: Any) -> list[Any]:
 
 
 def _matches(column: pd.Series, values: list[Any]) -> np.ndarray:
-    """Membership that treats 1, 1.0 and '1' as the same label (CSV readers disagree on types)."""
-    as_text = column.astype("string").str.strip()
+    """Membership that treats 1, 1.0 and '1' as the same label (CSV readers disagree on types);
+    decided once per distinct value."""
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    distinct = pd.Series(uniques)
+    as_text = distinct.astype("string").str.strip()
     wanted = {str(v).strip() for v in values}
-    numeric = pd.to_numeric(column, errors="coerce")
     wanted_numbers = {float(v) for v in values if _is_number(v)}
     hit = as_text.isin(wanted).to_numpy(dtype=bool, na_value=False)
     if wanted_numbers:
+        numeric = pd.to_numeric(distinct, errors="coerce")
         hit = hit | numeric.isin(wanted_numbers).to_numpy(dtype=bool, na_value=False)
-    return hit
+    return np.append(hit, False)[codes]  # code -1 (missing) takes the appended False
 
 
 def _is_number(value: Any) -> bool:
@@ -77,7 +80,13 @@ def resolve_target(
         if (present & ~keep).any():
             log.info("dropping %d rows whose target is neither good nor bad", int((present & ~keep).sum()))
     else:
-        classes = column[present].astype("string").str.strip().unique()
+        classes = pd.Series(column[present].unique()).astype("string").str.strip().unique()
+        if len(classes) == 1:
+            raise ZooError(
+                f"target {target!r} holds one value ({classes[0]!r}) in all {int(present.sum())} rows, "
+                "expected good and bad loans; check that dataset.target names the outcome column and "
+                "that the data holds both outcomes"
+            )
         if len(classes) != 2:
             shown = ", ".join(map(repr, sorted(map(str, classes))[:10]))
             raise ZooError(
@@ -86,9 +95,17 @@ def resolve_target(
             )
         keep = present
     y = is_bad[keep].astype(np.int8)
-    if y.min() == y.max():
-        raise ZooError(f"target {target!r} holds a single class after filtering, expected good and bad rows")
-    features = frame.loc[keep].drop(columns=[target]).reset_index(drop=True)
+    if (
+        y.min() == y.max()
+    ):  # all bad (some are, checked above): bad_value matches every row, or good_value none
+        seen = ", ".join(map(repr, sorted(map(str, column.dropna().unique()))[:10]))
+        raise ZooError(
+            f"target {target!r}: every kept row is bad (bad_value={bad_value!r}, "
+            f"good_value={good_value!r}; values seen: {seen}); set dataset.bad_value to the value(s) "
+            "meaning default and dataset.good_value to those meaning repaid"
+        )
+    kept = frame if keep.all() else frame.loc[keep]  # no copy of a frame whose rows are all kept
+    features = kept.drop(columns=[target]).reset_index(drop=True)
     return features, y, np.flatnonzero(keep)
 
 
@@ -133,25 +150,40 @@ def check_features(
         if role not in ("categorical", "numeric"):
             continue
         column = frame[name]
-        if column.isna().all() and not allow_empty:
-            raise ZooError(f"column {name!r} is entirely missing; drop it or list it in dataset.roles.ignore")
         if role == "numeric":
-            values = pd.to_numeric(column, errors="coerce")
-            bad_text = values.isna() & column.notna()
-            if bad_text.any():
-                example = column[bad_text].iloc[0]
-                raise ZooError(
-                    f"numeric column {name!r} holds non-numeric value {example!r}; "
-                    f"expected numbers, or list it in dataset.roles.categorical"
-                )
-            array = values.to_numpy(dtype=np.float64, na_value=np.nan)
-            n_inf = int(np.isinf(array).sum())
-            if n_inf:
-                raise ZooError(
-                    f"numeric column {name!r} holds {n_inf} infinite values, expected finite numbers "
-                    "or missing values"
-                )
-            out[name] = array
+            array = _numbers(column, name)
+            if not np.isfinite(array).all():  # one pass in the usual case; details only on failure
+                if np.isnan(array).all() and not allow_empty:
+                    raise ZooError(
+                        f"column {name!r} is entirely missing; drop it or list it in dataset.roles.ignore"
+                    )
+                n_inf = int(np.isinf(array).sum())
+                if n_inf:
+                    raise ZooError(
+                        f"numeric column {name!r} holds {n_inf} infinite values, expected finite numbers "
+                        "or missing values"
+                    )
+            out[name] = pd.Series(array, index=frame.index, name=name, copy=False)
         else:
+            if column.isna().all() and not allow_empty:
+                raise ZooError(
+                    f"column {name!r} is entirely missing; drop it or list it in dataset.roles.ignore"
+                )
             out[name] = column
-    return pd.DataFrame(out, index=frame.index)
+    return pd.DataFrame(out, index=frame.index, copy=False)  # columns kept apart: no copy
+
+
+def _numbers(column: pd.Series, name: str) -> np.ndarray:
+    """A numeric column as float64 (NaN missing); text that is not a number is a ZooError."""
+    dtype = column.dtype
+    if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
+        return column.to_numpy(dtype=np.float64, na_value=np.nan)  # no copy of float64
+    values = pd.to_numeric(column, errors="coerce")
+    bad_text = values.isna() & column.notna()
+    if bad_text.any():
+        example = column[bad_text].iloc[0]
+        raise ZooError(
+            f"numeric column {name!r} holds non-numeric value {example!r}; "
+            f"expected numbers, or list it in dataset.roles.categorical"
+        )
+    return values.to_numpy(dtype=np.float64, na_value=np.nan)

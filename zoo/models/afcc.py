@@ -146,3 +146,19 @@ class AFCC(CreditModel):
             xlabel="SENET field weight (mean ± std over test rows)",
             title=f"AFCC field weights on {data.dataset_name}",
         )
+
+    def native_importance(self, val: dict[str, Any], reference: dict[str, Any]) -> pd.DataFrame | None:
+        """The SENET gate's mean field weight over the validation rows (zoo.explain's native rows)."""
+        if self.senet is None or not self.feature_spec.n_categorical:
+            return None
+        device = self.head.weight.device
+        batch = {k: torch.from_numpy(v).to(device) for k, v in val.items() if k.startswith("x_")}
+        table = self.field_importance([batch])
+        return pd.DataFrame(
+            {
+                "field": table["field"],
+                "method": "SENET mean gate over validation rows",
+                "importance": table["weight"],
+                "std": table["std"],
+            }
+        )

@@ -388,3 +388,36 @@ class AttentionRules(TreeModel):
             title=f"attention_rules on {data.dataset_name}",
             preamble=preamble,
         )
+
+    # --- explanations (zoo.explain) ---------------------------------------------------------
+
+    def field_contributions(self, arrays: Arrays, reference: Arrays) -> Any:
+        """Exact: the points of every satisfied rule, shared equally among the fields it tests,
+        so a row's contributions sum to its logit minus the intercept (no rule satisfied)."""
+        from zoo.explain.contributions import Contributions
+
+        encoder, points, _ = self._scorer()
+        matrix = self._encode(encoder, arrays).astype(np.float64)
+        names = [f.name for f in self.feature_spec.categorical] + [
+            f.name for f in self.feature_spec.raw_numeric
+        ]
+        share = np.zeros((len(encoder.rules), len(names)))
+        for j, rule in enumerate(encoder.rules):
+            for field in rule.fields:
+                share[j, names.index(field)] = float(points[j]) / len(rule.fields)
+        return Contributions(matrix @ share, names, "rule points vs intercept (shared among a rule's fields)")
+
+    def native_importance(self, val: Arrays, reference: Arrays) -> pd.DataFrame:
+        """Per field: the sum of |points| of the selected rules that test it."""
+        encoder, points, _ = self._scorer()
+        totals: dict[str, float] = {}
+        for j, rule in enumerate(encoder.rules):
+            for field in rule.fields:
+                totals[field] = totals.get(field, 0.0) + abs(float(points[j]))
+        return pd.DataFrame(
+            {
+                "field": list(totals),
+                "method": "sum of |points| of selected rules",
+                "importance": list(totals.values()),
+            }
+        )

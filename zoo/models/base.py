@@ -82,6 +82,10 @@ class CreditModel(pl.LightningModule):
         self.weight_decay = weight_decay
         self.val_auc = BinaryAUROC()
         self.best_val_auc = 0.0
+        #: Per-epoch sums of batch mean x rows, as tensors on the device, and rows, per stage:
+        #: logged once an epoch, so a step never waits on the device (no per-step `self.log`).
+        self._epoch_sums: dict[str, dict[str, torch.Tensor]] = {}
+        self._epoch_rows: dict[str, int] = {}
         #: Set by the training run (`zoo.optim.Recipe`); None: AdamW at `learning_rate`.
         self.recipe: Any = None
 
@@ -114,24 +118,51 @@ class CreditModel(pl.LightningModule):
         terms = self.loss(batch, self(batch))
         if isinstance(terms, torch.Tensor):
             terms = {"loss": terms}
-        size = len(batch["y"])
-        for name, value in terms.items():
-            self.log(f"train/{name}", value, on_step=False, on_epoch=True, batch_size=size)
+        self._accumulate("train", terms, len(batch["y"]))
+        if self._trainer is not None and batch_idx + 1 == self._trainer.num_training_batches:
+            self._log_epoch_means("train")  # here, not in a hook a subclass may override
         return terms["loss"]
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch_means("train")  # an epoch cut short (max_steps, limit_train_batches)
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         logits = self.logits(self(batch))
         loss = F.binary_cross_entropy_with_logits(logits, batch["y"])
         self.val_auc.update(torch.sigmoid(logits), batch["y"].long())
-        self.log("val/loss", loss, on_step=False, on_epoch=True, batch_size=len(logits), sync_dist=True)
+        self._accumulate("val", {"loss": loss}, len(logits))
 
     def on_validation_epoch_end(self) -> None:
+        self._log_epoch_means("val")
         auc = self.val_auc.compute()
         self.val_auc.reset()
         if not self.trainer.sanity_checking:
             self.best_val_auc = max(self.best_val_auc, float(auc))
         self.log("val/auc", auc, prog_bar=True)
         self.log("val/auc_best", self.best_val_auc)
+
+    def _accumulate(self, stage: str, terms: Mapping[str, Any], rows: int) -> None:
+        """Add each term's batch mean x rows to the stage's sums on the device (no host sync)."""
+        sums = self._epoch_sums.setdefault(stage, {})
+        for name, value in terms.items():
+            value = torch.as_tensor(value, device=self.device).detach()
+            if value.dtype not in (torch.float32, torch.float64):
+                value = value.float()
+            sums[name] = value * rows if name not in sums else sums[name] + value * rows
+        self._epoch_rows[stage] = self._epoch_rows.get(stage, 0) + rows
+
+    def _log_epoch_means(self, stage: str) -> None:
+        """Log `stage/<term>`: the row-weighted mean over the epoch, summed across DDP ranks
+        (what `self.log(on_epoch=True, sync_dist=True)` computes, with one update an epoch)."""
+        sums = self._epoch_sums.pop(stage, None)
+        rows = self._epoch_rows.pop(stage, 0)
+        if not sums:
+            return
+        reduce = self.trainer.strategy.reduce
+        total_rows = reduce(torch.tensor(float(rows), device=self.device), reduce_op="sum")
+        for name, total in sums.items():
+            mean = reduce(total, reduce_op="sum") / total_rows.to(total.dtype)
+            self.log(f"{stage}/{name}", mean, on_step=False, on_epoch=True)
 
     def predict_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> Batch:
         # The sigmoid in float64, rounded once: the vectorised float32 kernel differs in the last

@@ -97,3 +97,30 @@ class CatBoostModel(TreeModel):
     def booster(self) -> Any:
         """The fitted CatBoostClassifier (feature importances, SHAP values, tree dumps)."""
         return self.fitted
+
+    # --- explanations (zoo.explain) ---------------------------------------------------------
+
+    def field_contributions(self, arrays: Arrays, reference: Arrays) -> Any:
+        """CatBoost's SHAP values per feature (each feature is one field): contributions to the
+        log-odds against the model's expected value on the training rows (`reference` unused)."""
+        from zoo.explain.contributions import Contributions
+
+        pool = self._pool(arrays, labels=False)
+        shap = self.fitted.get_feature_importance(
+            data=pool, type="ShapValues", thread_count=self.thread_count
+        )
+        return Contributions(np.asarray(shap[:, :-1], dtype=np.float64), list(pool.get_feature_names()), SHAP)
+
+    def native_importance(self, val: Arrays, reference: Arrays) -> Any:
+        """CatBoost's PredictionValuesChange importance of each feature (they sum to 100)."""
+        import pandas as pd
+
+        values = self.fitted.get_feature_importance(type="PredictionValuesChange")
+        names = list(self.fitted.feature_names_)
+        return pd.DataFrame(
+            {"field": names, "method": "catboost PredictionValuesChange", "importance": values}
+        )
+
+
+#: How CatBoost contributions are measured, as `zoo predict` names it in `reason_method`.
+SHAP = "catboost SHAP values vs expected value"

@@ -116,3 +116,44 @@ class LogisticRegression(CreditModel):
     def write_artifacts(self, run_dir: Path, data: Any = None) -> None:
         """Write `wide_weights.csv`, the coefficients sorted by magnitude."""
         write_csv(Path(run_dir) / WIDE_WEIGHTS_FILE, self.wide_weights())
+
+    # --- explanations (zoo.explain) ---------------------------------------------------------
+
+    def field_terms(self, arrays: dict[str, Any]) -> dict[str, Any]:
+        """Each field's additive term of the logit (the intercept aside), float64[B] per field."""
+        from zoo.explain.contributions import linear_terms
+
+        spec = self.feature_spec
+        return linear_terms(
+            spec,
+            arrays,
+            categorical=list(enumerate(self.categorical.field_weights())),
+            crosses=list(enumerate(self.crosses.field_weights())) if self.use_crosses else [],
+            numeric=list(enumerate(self.numeric.weight[0].tolist())),
+        )
+
+    def field_contributions(self, arrays: dict[str, Any], reference: dict[str, Any]) -> Any:
+        """Exact: each field's term minus its mean over the training reference rows, so a row's
+        contributions sum to its logit minus the mean training logit."""
+        from zoo.explain.contributions import Contributions, additive
+
+        terms = self.field_terms(arrays)
+        return Contributions(additive(terms, self.field_terms(reference)), list(terms), LINEAR_METHOD)
+
+    def native_importance(self, val: dict[str, Any], reference: dict[str, Any]) -> pd.DataFrame:
+        """Std of each field's logit term over the training reference rows (frequency-weighted
+        spread of its category weights; |w| for a standardised numeric)."""
+        return term_spread(self.field_terms(reference), "linear term std over training rows")
+
+
+#: How linear contributions are measured, as `zoo predict` names it in `reason_method`.
+LINEAR_METHOD = "exact linear contribution vs training mean"
+
+
+def term_spread(terms: dict[str, Any], method: str) -> pd.DataFrame:
+    """One row per field: the standard deviation of its logit term (a native importance)."""
+    import numpy as np
+
+    return pd.DataFrame(
+        {"field": list(terms), "method": method, "importance": [float(np.std(t)) for t in terms.values()]}
+    )

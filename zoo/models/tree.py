@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 
 from zoo.data.spec import MISSING_INDEX, FeatureSpec
+from zoo.errors import ZooError
 from zoo.models.base import Batch, CreditModel
 
 Arrays = dict[str, np.ndarray]
@@ -134,5 +135,14 @@ class TreeModel(CreditModel):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         blob = checkpoint.get(CHECKPOINT_KEY)
-        if blob is not None:
+        if blob is None:
+            return
+        try:
             self.fitted = self.load(blob)
+        except ZooError:
+            raise
+        except Exception as err:  # the library's own parser on altered bytes: any error type
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise ZooError(
+                f"{type(self).__name__}: the checkpoint's fitted model cannot be read ({first})"
+            ) from None

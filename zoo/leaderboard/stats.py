@@ -1,0 +1,274 @@
+"""Statistics of a leaderboard: mean, std and t-interval per metric over seeds and folds, the rank by
+AUC, and paired DeLong comparisons of each model with a reference model on the same test rows."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats as scipy_stats
+
+from zoo.errors import ZooError
+from zoo.leaderboard.collect import SPLITS, TestPredictions, model_label
+from zoo.stats import _normal_test, delong_test, mean_ci
+
+LOWER_IS_BETTER = frozenset({"brier", "logloss", "ece"})
+"""Metrics where smaller is better: they sort ascending and their panels say so."""
+RANK_METRIC = "auc"
+"""Rows rank by this metric of the summarised split (by the first metric when runs lack it)."""
+LEVEL = 0.95
+"""Confidence level of every interval and the significance threshold (1 - LEVEL) of the verdicts."""
+
+
+def available_metrics(runs: pd.DataFrame, split: str = "test") -> list[str]:
+    """Metric names recorded for split in a collect_runs frame (e.g. ['accuracy', 'auc', ...])."""
+    prefix = f"{split}/"
+    return sorted(c[len(prefix) :] for c in runs.columns if c.startswith(prefix))
+
+
+def _with_keys(runs: pd.DataFrame) -> pd.DataFrame:
+    runs = runs.copy()
+    if "variant" not in runs.columns:
+        runs["variant"] = ""
+    if "fold" not in runs.columns:
+        runs["fold"] = None
+    runs["variant"] = runs["variant"].fillna("")
+    return runs
+
+
+def summarise(runs: pd.DataFrame, metrics: Sequence[str], split: str = "test") -> pd.DataFrame:
+    """Per (dataset, model, variant): n_seeds (runs: seeds × folds), rank, and each metric's mean,
+    sample std (ddof=1) and Student-t interval (`<metric>_lo`, `_hi`, level LEVEL) over the runs.
+
+    One run gives std and bounds NaN (undefined), not 0. Within a dataset, rank 1 has the best mean
+    AUC of the split (RANK_METRIC; the first metric when runs lack it; ties share a rank). Rows sort
+    by dataset, then rank.
+    """
+    metrics = _check_metrics(runs, metrics, split)
+    runs = _with_keys(runs)
+    keys = ["dataset", "model", "variant", "seed", "fold"]
+    dupes = runs[runs["seed"].notna()].duplicated(keys)
+    if dupes.any():
+        warnings.warn(
+            f"{int(dupes.sum())} runs repeat a (dataset, model, variant, seed, fold) already seen;"
+            " each counts towards n_seeds",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    groups = runs.groupby(["dataset", "model", "variant"], sort=True)
+    summary = groups.size().rename("n_seeds").to_frame()
+    rank_metric = RANK_METRIC if f"{split}/{RANK_METRIC}" in runs.columns else metrics[0]
+    rank_by = groups[f"{split}/{rank_metric}"].mean()
+    for metric in metrics:
+        values = groups[f"{split}/{metric}"]
+        summary[f"{metric}_mean"] = values.mean()
+        summary[f"{metric}_std"] = values.std(ddof=1)
+        bounds = values.apply(lambda v: mean_ci(v.to_numpy(dtype=float), LEVEL)[1:])
+        summary[f"{metric}_lo"] = [lo for lo, _ in bounds]
+        summary[f"{metric}_hi"] = [hi for _, hi in bounds]
+    ascending = rank_metric in LOWER_IS_BETTER
+    summary.insert(1, "rank", rank_by.groupby(level="dataset").rank(method="min", ascending=ascending))
+    summary = summary.reset_index().sort_values(
+        ["dataset", "rank", "model", "variant"], na_position="last", kind="stable"
+    )
+    summary["rank"] = summary["rank"].astype("Int64")  # NaN when a model's runs lack the metric
+    return summary.reset_index(drop=True)
+
+
+def _check_metrics(runs: pd.DataFrame, metrics: Sequence[str], split: str) -> list[str]:
+    """Return metrics as a list, or raise ZooError naming a bad name and the available ones."""
+    if isinstance(metrics, str):
+        raise ZooError(f"expected a list of metric names, got the string {metrics!r}")
+    metrics = list(metrics)
+    if not metrics:
+        raise ZooError("expected at least one metric name, got none")
+    if runs.empty:
+        raise ZooError("expected at least one run to summarise, got an empty table")
+    available = available_metrics(runs, split)
+    if not available:
+        splits = [s for s in SPLITS if available_metrics(runs, s)]
+        raise ZooError(f"unknown split {split!r}; available: {', '.join(splits) or 'none'}")
+    unknown = [m for m in metrics if m not in available]
+    if unknown:
+        raise ZooError(
+            f"unknown metric {', '.join(map(repr, unknown))} for split {split!r};"
+            f" available: {', '.join(available)}"
+        )
+    if len(set(metrics)) != len(metrics):
+        raise ZooError(f"expected distinct metric names, got {metrics}")
+    return metrics
+
+
+def describe_replicates(runs: pd.DataFrame) -> str:
+    """What the runs of one row repeat over: `3 seeds`, `5 folds`, `2 seeds × 5 folds` (the most any
+    row has; `up to` when rows differ)."""
+    runs = _with_keys(runs)
+    groups = runs.groupby(["dataset", "model", "variant"], sort=True)
+    seeds = groups["seed"].nunique(dropna=True)
+    folds = groups["fold"].nunique(dropna=True)
+
+    def count(n: int, word: str) -> str:
+        return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+    parts = []
+    if folds.max() > 1:
+        if seeds.max() > 1:
+            parts.append(count(int(seeds.max()), "seed"))
+        parts.append(count(int(folds.max()), "fold"))
+    else:
+        parts.append(count(max(int(seeds.max()), 1), "seed"))
+    text = " × ".join(parts)
+    uneven = seeds.nunique() > 1 or folds.nunique() > 1
+    return f"up to {text}" if uneven else text
+
+
+# --- paired comparisons
+
+
+@dataclass(frozen=True)
+class Comparisons:
+    """DeLong comparisons with each dataset's reference model: one row per paired run, and one row
+    per (dataset, model) combining them; `references` maps dataset to the reference's label."""
+
+    per_run: pd.DataFrame
+    combined: pd.DataFrame
+    references: dict[str, str]
+
+
+PER_RUN_COLUMNS = ["dataset", "model", "reference", "seed", "fold", "n_rows", "auc", "reference_auc"]
+PER_RUN_COLUMNS += ["diff", "diff_lo", "diff_hi", "se", "z", "p_value"]
+COMBINED_COLUMNS = ["dataset", "model", "reference", "n_runs", "diff", "diff_lo", "diff_hi", "z", "p_value"]
+
+
+def compare(
+    runs: pd.DataFrame,
+    summary: pd.DataFrame,
+    predictions: TestPredictions,
+    reference: str | None = None,
+) -> Comparisons:
+    """Each model against its dataset's reference model (the summary's rank 1, or the best-ranked
+    row whose model or label is `reference`), run by run, on the test rows the two share.
+
+    Runs pair by dataset, seed and fold; their test predictions join on `row`; DeLong's test gives
+    the AUC difference (model - reference), its interval, z and p. The runs of a pair combine as
+    z = mean(diff) / mean(se), interval mean(diff) ± z_crit·mean(se): since the sd of a mean is at
+    most the mean of the sds, this holds whatever the overlap of the runs' test sets (seeds that
+    re-split one data set share rows), and is conservative for disjoint folds.
+    """
+    runs = _with_keys(runs)
+    summary = summary.assign(label=[model_label(row) for row in summary.to_dict("records")])
+    runs = runs.assign(label=[model_label(row) for row in runs.to_dict("records")])
+    references = _references(summary, reference)
+    rows = []
+    for dataset, ref_label in references.items():
+        in_dataset = runs[runs["dataset"] == dataset]
+        ref_runs = _by_replicate(in_dataset[in_dataset["label"] == ref_label])
+        for label in summary.loc[summary["dataset"] == dataset, "label"]:
+            if label == ref_label:
+                continue
+            for key, run in _by_replicate(in_dataset[in_dataset["label"] == label]).items():
+                if key not in ref_runs:
+                    continue
+                result = _paired_test(run["run_dir"], ref_runs[key]["run_dir"], predictions)
+                if result is not None:
+                    rows.append({"dataset": dataset, "model": label, "reference": ref_label, **result})
+                    rows[-1].update(seed=run["seed"], fold=run["fold"])
+    missing = len(predictions.missing)
+    if missing:
+        warnings.warn(
+            f"{missing} runs have no predictions.parquet: they are left out of the paired comparisons"
+            " and the curves",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    per_run = pd.DataFrame(rows, columns=PER_RUN_COLUMNS)
+    return Comparisons(per_run=per_run, combined=_combine(per_run, summary), references=references)
+
+
+def _references(summary: pd.DataFrame, reference: str | None) -> dict[str, str]:
+    """{dataset: label of its reference row}; a named reference must exist on some dataset."""
+    if reference is not None:
+        chosen = summary[(summary["model"] == reference) | (summary["label"] == reference)]
+        if chosen.empty:
+            names = ", ".join(sorted(set(summary["label"])))
+            raise ZooError(f"unknown reference model {reference!r}; models: {names}")
+    else:
+        chosen = summary
+    chosen = chosen.dropna(subset=["rank"]).sort_values(["dataset", "rank"], kind="stable")
+    return {str(d): str(group["label"].iloc[0]) for d, group in chosen.groupby("dataset", sort=True)}
+
+
+def _by_replicate(runs: pd.DataFrame) -> dict[tuple[object, object], dict]:
+    """{(seed, fold): run row}, the first run of each (a repeated run is warned about by summarise)."""
+    found: dict[tuple[object, object], dict] = {}
+    for row in runs.to_dict("records"):
+        key = (_key(row["seed"]), _key(row["fold"]))
+        found.setdefault(key, row)
+    return found
+
+
+def _key(value: object) -> object:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else int(value)
+
+
+def _paired_test(run_dir: str, ref_dir: str, predictions: TestPredictions) -> dict | None:
+    """DeLong's test of the run against the reference run on their common test rows, or None."""
+    ours, theirs = predictions.get(run_dir), predictions.get(ref_dir)
+    if ours is None or theirs is None:
+        return None
+    both = ours.merge(theirs, on="row", suffixes=("", "_ref"))
+    if (both["label"] != both["label_ref"]).any():
+        warnings.warn(
+            f"runs {run_dir} and {ref_dir} label the same test rows differently: not compared",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
+    if both.empty or both["label"].nunique() < 2:
+        return None
+    result = delong_test(
+        both["label"].to_numpy(), both["prob"].to_numpy(), both["prob_ref"].to_numpy(), LEVEL
+    )
+    zcrit = scipy_stats.norm.ppf(0.5 + LEVEL / 2)
+    return {
+        "n_rows": len(both),
+        "auc": result["auc_a"],
+        "reference_auc": result["auc_b"],
+        "diff": result["diff"],
+        "diff_lo": result["diff_lo"],
+        "diff_hi": result["diff_hi"],
+        "se": (result["diff_hi"] - result["diff_lo"]) / (2 * zcrit),
+        "z": result["z"],
+        "p_value": result["p_value"],
+    }
+
+
+def _combine(per_run: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
+    """One row per (dataset, model): mean diff, mean(se)-based interval, z and p (see compare)."""
+    rows = []
+    for (dataset, label, ref), group in per_run.groupby(["dataset", "model", "reference"], sort=False):
+        diff, se = float(group["diff"].mean()), float(group["se"].mean())
+        test = _normal_test(diff, se, LEVEL)
+        rows.append({"dataset": dataset, "model": label, "reference": ref, "n_runs": len(group), **test})
+    combined = pd.DataFrame(rows, columns=COMBINED_COLUMNS)
+    # in the summary's order: dataset, then rank
+    order = {(r["dataset"], r["label"]): i for i, r in enumerate(summary.to_dict("records"))}
+    keys = [
+        order.get((d, m), len(order)) for d, m in zip(combined["dataset"], combined["model"], strict=True)
+    ]
+    return combined.iloc[np.argsort(keys, kind="stable")].reset_index(drop=True)
+
+
+def verdict(row: dict, level: float = LEVEL) -> str:
+    """The comparison in words: who beats whom at the 1 - level significance level, or neither."""
+    alpha = 1 - level
+    if row["p_value"] < alpha:
+        winner, loser = (
+            (row["model"], row["reference"]) if row["diff"] > 0 else (row["reference"], row["model"])
+        )
+        return f"{winner} beats {loser} (p < {alpha:g})"
+    return f"no significant difference (p ≥ {alpha:g})"

@@ -1,0 +1,122 @@
+"""The typed schema of `zoo-train`'s primary config, checked before a run writes anything.
+
+Hydra composes `conf/config.yaml`; this schema then types every run-level setting (an integer
+seed, positive batch sizes, ...) and refuses keys it does not know, so a misspelt or unknown
+setting is one `error:` line instead of a setting silently ignored or a traceback mid-run.
+Config groups (dataset, model, optim, trainer, logger) are checked by their own consumers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from zoo.errors import ZooError
+
+
+@dataclass
+class DataSettings:
+    batch_size: int = 256
+    eval_batch_size: int = 8192
+    split: dict[str, float] = field(default_factory=lambda: {"train": 0.6, "val": 0.2, "test": 0.2})
+    n_folds: int | None = None
+    fold: int = 0
+    split_seed: int | None = None
+    split_column: str | None = None
+    fold_column: str | None = None
+    date_column: str | None = None
+    drop_last: bool = False
+
+
+@dataclass
+class EarlyStopping:
+    monitor: str = "val/loss"
+    mode: str | None = None
+    patience: int = 10
+    patience_steps: int = 300
+    min_delta: float = 0.0
+
+
+@dataclass
+class RunSettings:
+    """Every top-level key of the primary config; groups are free-form mappings here."""
+
+    dataset: Any = None
+    optim: Any = None
+    model: Any = None
+    trainer: Any = None
+    logger: Any = None
+    seed: int = 0
+    data: DataSettings = field(default_factory=DataSettings)
+    threshold: Any = 0.5
+    calibration: str | None = None
+    early_stopping: EarlyStopping = field(default_factory=EarlyStopping)
+    optimized_metric: str = "val/auc"
+    allow_test_selection: bool = False
+    resume: str | None = None
+    explain: Any = None
+    sweep: Any = None
+    experiment_name: str | None = None
+    experiment_metrics: list[str] | None = None
+    experiment_charts: list[str] | None = None
+    experiment_tradeoff: list[str] | None = None
+    reference: Any = None
+
+
+def _one_line(err: OmegaConfBaseException) -> str:
+    key = getattr(err, "full_key", None) or getattr(err, "key", None)
+    value = getattr(err, "value", None) if hasattr(err, "value") else None
+    message = str(getattr(err, "msg", err)).splitlines()[0]
+    if "not in" in message and key:  # an unknown key
+        return f"{key} is not a setting of zoo-train; see conf/config.yaml for the settings it takes"
+    if key and value is not None:
+        return f"{key}={value!r}: {message}"
+    return f"{key}: {message}" if key else message
+
+
+def typed(cfg: DictConfig) -> DictConfig:
+    """`cfg` merged onto the schema: values coerced to their types, unknown keys refused."""
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    try:
+        return OmegaConf.merge(OmegaConf.structured(RunSettings), plain)  # type: ignore[return-value]
+    except OmegaConfBaseException as err:
+        raise ZooError(_one_line(err)) from None
+
+
+def check_ranges(cfg: DictConfig) -> None:
+    """Bounds the types cannot say: sizes, counts, epochs, folds, the device asked for."""
+    data = cfg.data
+    for key in ("batch_size", "eval_batch_size"):
+        if data[key] < 1:
+            raise ZooError(f"data.{key}={data[key]}, expected a positive integer")
+    if data.n_folds is not None:
+        if data.n_folds < 2:
+            raise ZooError(f"data.n_folds={data.n_folds}, expected an integer >= 2 (or null)")
+        if not 0 <= data.fold < data.n_folds:
+            raise ZooError(f"data.fold={data.fold}, expected 0 <= fold < n_folds={data.n_folds}")
+    trainer = cfg.trainer or {}
+    epochs = trainer.get("max_epochs")
+    if epochs is not None and (not isinstance(epochs, int) or epochs == 0 or epochs < -1):
+        raise ZooError(
+            f"trainer.max_epochs={epochs!r}, expected a positive integer (or -1: until early stopping); "
+            "0 epochs would save an untrained model as a finished run"
+        )
+    accelerator = str(trainer.get("accelerator", "cpu"))
+    if accelerator in ("gpu", "cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ZooError(
+                f"trainer.accelerator={accelerator!r} but this machine has no usable CUDA device "
+                "(torch.cuda.is_available() is False); use trainer=cpu"
+            )
+
+
+def check_run_settings(cfg: DictConfig) -> DictConfig:
+    """The typed config after every run-level check; raises ZooError with one line."""
+    settings = typed(cfg)
+    check_ranges(settings)
+    return settings
