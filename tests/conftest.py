@@ -48,3 +48,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("gpu") is not None:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def private_reading_cache(tmp_path_factory, monkeypatch):
+    """Tests write the CSV reading cache into a temporary folder, never the user's ~/.cache."""
+    monkeypatch.setenv("CREDIT_ZOO_CACHE", str(tmp_path_factory.getbasetemp() / "reading-cache"))

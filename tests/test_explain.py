@@ -91,15 +91,13 @@ def test_occlusion_gives_the_straightforward_mean_over_reference_rows_with_fewer
 
     fields = fields_of(spec)
     fast = occlusion(logit, rows, reference, fields, n_reference=8)
+
     # straightforward: every field replaced by each of the first 8 reference rows, in turn
-    naive = np.stack(
-        [
-            model_logits(model, rows)
-            - np.mean([model_logits(model, substitute(rows, f, reference, np.full(60, r))) for r in range(8)], 0)
-            for f in fields
-        ],
-        1,
-    )
+    def replaced(field, r):
+        return model_logits(model, substitute(rows, field, reference, np.full(60, r)))
+
+    base = model_logits(model, rows)
+    naive = np.stack([base - np.mean([replaced(f, r) for r in range(8)], 0) for f in fields], 1)
     np.testing.assert_allclose(fast, naive, rtol=0, atol=1e-9)
     assert (np.abs(naive).max(0) > 0.01).all()  # every field matters to this model
     # forward rows per field: fewer than 60 x 8 where reference rows share values or rows keep their own
@@ -128,7 +126,8 @@ def test_reason_codes_read_as_the_row_by_row_text_of_each_rows_top_fields():
             if values[i, f] <= 0:
                 expected.append("")
             elif names[f] == "cat_0*cat_1":
-                expected.append(f"cat 0*cat 1: {frame['cat_0'][i] or '(missing)'} | {frame['cat_1'][i]}")
+                first = "(missing)" if pd.isna(frame["cat_0"][i]) else frame["cat_0"][i]
+                expected.append(f"cat 0*cat 1: {first} | {frame['cat_1'][i]}")
             else:
                 expected.append(field_text(names[f], frame[names[f]][i], {"num_0": "months"}))
         assert table.loc[i, ["reason_1", "reason_2", "reason_3"]].tolist() == expected

@@ -194,7 +194,6 @@ def _raw_column(frame: pd.DataFrame, spec: FeatureSpec, name: str) -> np.ndarray
     cross = next((c for c in spec.crosses if c.name == name), None)
     if cross is None or any(s not in frame.columns for s in cross.sources):
         return np.full(len(frame), None, dtype=object)
-    parts = [
-        np.where(frame[s].isna(), "(missing)", frame[s].to_numpy(dtype=object).astype(str)) for s in cross.sources
-    ]
+    columns = [frame[s] for s in cross.sources]
+    parts = [np.where(c.isna(), "(missing)", c.to_numpy(dtype=object).astype(str)) for c in columns]
     return np.array([" | ".join(p) for p in zip(*parts, strict=True)], dtype=object)
