@@ -210,3 +210,17 @@ def test_bad_explain_settings_are_refused():
 
 def test_tiny_overrides_keep_boosters_small():
     assert TINY_OVERRIDES["iterations"] <= 30  # the CatBoost test above relies on a quick fit
+
+
+def test_the_permutation_auc_is_scikit_learns_with_ties():
+    from sklearn.metrics import roc_auc_score
+
+    from zoo.explain.importance import _auc
+
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        n = int(rng.integers(5, 300))
+        y = np.r_[0.0, 1.0, rng.integers(0, 2, n - 2).astype(float)]
+        score = np.round(rng.normal(size=n), 1)  # many ties
+        assert _auc(y, score) == pytest.approx(roc_auc_score(y, score), abs=1e-12)
+    assert np.isnan(_auc(np.ones(4), np.arange(4.0)))

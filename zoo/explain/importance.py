@@ -19,9 +19,17 @@ PERMUTATION = "permutation (drop in validation AUC)"
 
 
 def _auc(y: np.ndarray, score: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
+    """ROC AUC by the rank-sum (Mann-Whitney) formula with midranks for ties: scikit-learn's
+    value, without its per-call validation cost (this runs fields x repeats times per run)."""
+    from scipy.stats import rankdata
 
-    return float(roc_auc_score(y, score)) if 0 < y.mean() < 1 else float("nan")
+    positive = np.asarray(y) > 0.5
+    n_pos = int(positive.sum())
+    n_neg = len(positive) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(score)
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def permutation_importance(
