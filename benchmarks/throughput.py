@@ -5,9 +5,11 @@ For each model and batch size: seconds per epoch, rows/s and peak memory of
              summed on the device, foreach/fused optimiser; options --drop-last, --compile, --precision
   reference  the same network in a plain LightningModule (per-step `self.log`, default AdamW) fed
              by DataLoader(TensorDataset) with the default per-row collate
+  eager      the same network and optimiser in a bare loop over batches sliced on the device: the
+             floor a training framework can approach (no clipping, schedule, metrics or hooks)
   deepctr    DeepCTR-Torch's WDL and its own `fit` (once per batch size, when installed)
-Ratios are reference / zoo. CPU memory is the peak resident-set growth during training (sampled);
-GPU memory is torch.cuda.max_memory_allocated. Prints figures; asserts nothing.
+Ratios are path / zoo (above 1: the zoo is faster). CPU memory is the peak resident-set growth
+during training (sampled); GPU memory is torch.cuda.max_memory_allocated. Prints figures; asserts nothing.
 
     python benchmarks/throughput.py --rows 100000 --models dnn wide_deep --batch-sizes 256 4096
     python benchmarks/throughput.py --accelerator gpu --compile reduce-overhead --drop-last
@@ -176,6 +178,33 @@ def reference_path(args: argparse.Namespace, name: str, dm: CreditDataModule, ba
     return timed_fit(args, lambda trainer: trainer.fit(module, train_dataloaders=loader))
 
 
+def eager_path(args: argparse.Namespace, name: str, dm: CreditDataModule, batch_size: int) -> dict:
+    """The floor without a training framework: the same network and optimiser in a bare loop over
+    batches sliced from tensors already on the device (a random permutation per epoch)."""
+    device = torch.device("cuda:0" if args.accelerator in ("gpu", "cuda") else "cpu")
+    net = build_model(model_config(name), dm.feature_spec).to(device).train()
+    arrays = {k: torch.from_numpy(v).to(device) for k, v in dm.arrays["train"].items()}
+    options = {"fused": True} if device.type == "cuda" else {"foreach": True}
+    optimizer = torch.optim.AdamW(net.parameters(), lr=net.learning_rate, **options)
+    n = len(arrays["y"])
+    seconds = []
+    with PeakMemory(cuda=device.type == "cuda") as memory:
+        for _ in range(args.epochs):
+            started = time.perf_counter(), time.process_time()
+            order = torch.randperm(n, device=device)
+            for start in range(0, n - batch_size + 1 if args.drop_last else n, batch_size):
+                rows = order[start : start + batch_size]
+                batch = {k: v[rows] for k, v in arrays.items()}
+                loss = F.binary_cross_entropy_with_logits(net.logits(net(batch)), batch["y"])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            seconds.append((time.perf_counter() - started[0], time.process_time() - started[1]))
+    return {"wall": seconds[-1][0], "cpu": seconds[-1][1], "memory": memory.peak_bytes}
+
+
 def deepctr_path(args: argparse.Namespace, dm: CreditDataModule, batch_size: int) -> dict | None:
     """DeepCTR-Torch's Wide & Deep on the same encoded fields, trained by its own `fit`."""
     try:
@@ -241,6 +270,8 @@ def main() -> None:
             if not args.no_reference:
                 reference = reference_path(args, name, dm, batch_size)
                 rows.append((name, "reference", reference, reference["wall"] / zoo["wall"]))
+                eager = eager_path(args, name, dm, batch_size)
+                rows.append((name, "eager", eager, eager["wall"] / zoo["wall"]))
         if not args.no_reference:
             wdl = deepctr_path(args, dm, batch_size)
             if wdl is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -19,6 +20,7 @@ from zoo.data.guards import check_data
 from zoo.data.preprocess import Preprocessor
 from zoo.data.sources import check_dataset_keys, describe_source, load_frame
 from zoo.data.spec import FeatureSpec
+from zoo.data.threads import map_columns
 from zoo.data.validate import check_features, infer_roles, resolve_target
 from zoo.errors import ZooError
 
@@ -116,10 +118,15 @@ class CreditDataModule(pl.LightningDataModule):
             return
         ds = self.dataset
         check_dataset_keys(ds)
-        with self._timed("read"):
-            frame = self.frame if self.frame is not None else load_frame(ds)
-        with self._timed("digest"):
-            self.source = describe_source(ds if self.frame is None else {"source": "frame"}, frame)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            # a file's digest is taken while it is parsed (hashing releases the GIL)
+            of_file = self.frame is None and ds.get("source", "file") == "file"
+            digest = pool.submit(describe_source, ds, None) if of_file else None
+            with self._timed("read"):
+                frame = self.frame if self.frame is not None else load_frame(ds)
+            with self._timed("digest"):
+                source = ds if self.frame is None else {"source": "frame"}
+                self.source = digest.result() if digest else describe_source(source, frame)
         for key in ("target", "bad_value"):
             if ds.get(key) in (None, "???"):
                 raise ZooError(f"dataset.{key} is not set for dataset {self.dataset_name!r}")
@@ -157,8 +164,11 @@ class CreditDataModule(pl.LightningDataModule):
         with self._timed("transform"):
             # every row at once (a row's arrays depend on it alone), then the splits' rows of each
             encoded = preprocessor.transform(features, raw=self.raw_values)
+            # each split's rows of each array, gathered on every core
+            tasks = [(rows, key) for rows in parts for key in encoded]
+            gathered = iter(map_columns(lambda t: encoded[t[1]][t[0]], tasks, rows=len(y)))
             for name, rows in zip(SPLITS, parts, strict=True):
-                arrays = {key: values[rows] for key, values in encoded.items()}
+                arrays = {key: next(gathered) for key in encoded}
                 arrays["y"] = y[rows].astype(np.float32)
                 arrays["row"] = positions[rows].astype(np.int64)  # the row's position in the input frame
                 self.arrays[name] = arrays

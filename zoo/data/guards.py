@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from zoo.data.threads import map_columns
 from zoo.errors import ZooError
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,8 @@ def check_data(
         )
     kept = [c for c in columns if c not in report.id_like]
     categorical = [c for c in kept if roles[c] == "categorical"]
-    dates = {c: share for c in categorical if (share := date_share(features[c])) >= DATE_SHARE}
+    shares = map_columns(lambda c: date_share(features[c]), categorical, rows=len(features))
+    dates = {c: share for c, share in zip(categorical, shares, strict=True) if share >= DATE_SHARE}
     if dates:
         shown = ", ".join(f"{c} ({share:.0%} dates)" for c, share in dates.items())
         report.warn(
@@ -150,16 +152,20 @@ def date_share(column: pd.Series) -> float:
 
 
 def _auc(scores: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """ROC AUC of each column of `scores`: P(bad scores above good) + P(tie) / 2, by sorting."""
+    """ROC AUC of each column of `scores`: P(bad scores above good) + P(tie) / 2, by sorting
+    (one column per thread on a large sample)."""
     is_bad = y == 1
-    good = np.sort(scores[~is_bad], axis=0)
-    bad = np.sort(scores[is_bad], axis=0)  # sorted queries search much faster
-    out = np.empty(scores.shape[1])
-    for j in range(scores.shape[1]):
-        below = np.searchsorted(good[:, j], bad[:, j], side="left")
-        tied = np.searchsorted(good[:, j], bad[:, j], side="right") - below
-        out[j] = (below.sum() + 0.5 * tied.sum()) / (len(bad) * len(good))
-    return out
+    n_pairs = float(is_bad.sum()) * float((~is_bad).sum())
+
+    def column(j: int) -> float:
+        values = scores[:, j]
+        good = np.sort(values[~is_bad])
+        bad = np.sort(values[is_bad])  # sorted queries search much faster
+        below = np.searchsorted(good, bad, side="left")
+        tied = np.searchsorted(good, bad, side="right") - below
+        return (below.sum() + 0.5 * tied.sum()) / n_pairs
+
+    return np.array(map_columns(column, range(scores.shape[1]), rows=len(y)), dtype=np.float64)
 
 
 def out_of_fold_bad_rate(column: pd.Series, y: np.ndarray, *, seed: int = 0) -> np.ndarray:
@@ -197,7 +203,9 @@ def feature_aucs(train: pd.DataFrame, y: np.ndarray, *, categorical: list[str]) 
             auc[with_missing] = np.maximum(auc[with_missing], np.maximum(high, 1 - high))
         out.update(zip(numeric, map(float, auc), strict=True))
     if categorical:
-        rates = np.column_stack([out_of_fold_bad_rate(train[c], y) for c in categorical])
+        rates = np.column_stack(
+            map_columns(lambda c: out_of_fold_bad_rate(train[c], y), categorical, rows=len(y))
+        )
         auc = _auc(rates, y)
         out.update(zip(categorical, map(float, np.maximum(auc, 1 - auc)), strict=True))
     return out
@@ -252,16 +260,20 @@ def repeated_rows(features: pd.DataFrame, parts: tuple[np.ndarray, ...]) -> dict
 
 def row_hashes(features: pd.DataFrame) -> np.ndarray:
     """A 64-bit hash of every row's values: numbers by their bits (every NaN alike, -0 as 0), other
-    columns by their codes from one factorisation; one pass over each column."""
-    out = np.zeros(len(features), dtype=np.uint64)
-    for name in features.columns:
+    columns by their codes from one factorisation; one pass over each column (columns in parallel)."""
+
+    def bits(name: Any) -> np.ndarray:
         column = features[name]
         if pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(column.dtype):
             values = column.to_numpy(dtype=np.float64, na_value=np.nan)
-            bits = (np.where(np.isnan(values), np.nan, values) + 0.0).view(np.uint64)
-        else:
-            bits = pd.factorize(column, use_na_sentinel=True)[0].astype(np.uint64)
-        out ^= bits
-        out *= np.uint64(0x9E3779B97F4A7C15)  # multiply and fold: each column's place matters
-        out ^= out >> np.uint64(29)
+            return (np.where(np.isnan(values), np.nan, values) + 0.0).view(np.uint64)
+        return pd.factorize(column, use_na_sentinel=True)[0].astype(np.uint64)
+
+    out = np.zeros(len(features), dtype=np.uint64)
+    names = list(features.columns)
+    for start in range(0, len(names), 8):  # 8 columns' bits in memory at a time
+        for column_bits in map_columns(bits, names[start : start + 8], rows=len(features)):
+            out ^= column_bits
+            out *= np.uint64(0x9E3779B97F4A7C15)  # multiply and fold: each column's place matters
+            out ^= out >> np.uint64(29)
     return out

@@ -22,6 +22,7 @@ from zoo.data.spec import (
     FeatureSpec,
     NumericField,
 )
+from zoo.data.threads import map_columns
 from zoo.errors import ZooError
 
 MISSING_SUFFIX = "__missing"
@@ -122,17 +123,24 @@ class Preprocessor:
         return str(chosen.get(name, chosen.get("default", "standard")))
 
     def fit(self, frame: pd.DataFrame) -> Preprocessor:
-        self.vocabularies_ = {name: _Vocabulary.fit(frame[name]) for name in self.categorical}
-        self.numeric_fields_: list[NumericField] = [
-            fit_numeric(name, frame[name].to_numpy(dtype=np.float64), self.encoding_of(name))
-            for name in self.numeric
-        ]
+        n = len(frame)
+        vocabularies = map_columns(lambda name: _Vocabulary.fit(frame[name]), self.categorical, rows=n)
+        self.vocabularies_ = dict(zip(self.categorical, vocabularies, strict=True))
+        self.numeric_fields_: list[NumericField] = map_columns(
+            lambda name: fit_numeric(name, frame[name].to_numpy(dtype=np.float64), self.encoding_of(name)),
+            self.numeric,
+            rows=n,
+        )
         self.indicators_ = [f.name for f in self.numeric_fields_ if f.missing_indicator]
         self.cross_sources_ = self._resolve_crosses()
         self._check_generated_names()
         self.cross_vocabularies_: dict[str, _CrossVocabulary] = {}
         if self.cross_sources_:
-            encoded = {n: self.vocabularies_[n].transform(frame[n])[0] for n in self._cross_fields()}
+            fields = self._cross_fields()
+            indices = map_columns(
+                lambda name: self.vocabularies_[name].transform(frame[name])[0], fields, rows=n
+            )
+            encoded = dict(zip(fields, indices, strict=True))
             for sources in self.cross_sources_:
                 radices = [self.vocabularies_[s].cardinality for s in sources]
                 vocab = _CrossVocabulary(radices, np.empty(0, np.int64), self.cross_hash_buckets)
@@ -209,29 +217,42 @@ class Preprocessor:
         """
         # Categories are indexed a whole column at a time into (fields, rows) arrays, turned to
         # (rows, fields) at the end; numerics are encoded a block of rows at a time straight into
-        # (rows, fields), so the block being written stays in the CPU cache.
+        # (rows, fields), so the block being written stays in the CPU cache. Columns (and blocks)
+        # go to every core.
         n = len(frame)
         x_cat = np.empty((len(self.categorical), n), dtype=np.int64)
         self.unseen_: dict[str, int] = {}
-        for j, name in enumerate(self.categorical):
+
+        def index_field(j: int) -> None:
+            name = self.categorical[j]
             x_cat[j], self.unseen_[name] = self.vocabularies_[name].transform(frame[name])
+
+        map_columns(index_field, range(len(self.categorical)), rows=n)
+        self.unseen_ = {name: self.unseen_[name] for name in self.categorical}
         raw_values = {
             f.name: frame[f.name].to_numpy(dtype=np.float64, na_value=np.nan) for f in self.numeric_fields_
         }
         numeric = self.numeric_spec()
         x_num = np.empty((n, len(numeric)), dtype=np.float32)
         x_raw = np.empty((n, len(self.numeric_fields_) if raw else 0), dtype=np.float32)
-        for start in range(0, n, ROW_BLOCK):
+
+        def encode_block(start: int) -> None:
             rows = slice(start, start + ROW_BLOCK)
             for j, field_ in enumerate(numeric):
                 x_num[rows, j] = encode_numeric(field_, raw_values[field_.source or field_.name][rows])
             for j, field_ in enumerate(self.numeric_fields_ if raw else ()):
                 x_raw[rows, j] = raw_values[field_.name][rows]
+
+        map_columns(encode_block, range(0, n, ROW_BLOCK), rows=min(n, ROW_BLOCK) * len(numeric))
         position = {name: j for j, name in enumerate(self.categorical)}
         x_cross = np.empty((len(self.cross_sources_), n), dtype=np.int64)
-        for j, sources in enumerate(self.cross_sources_):
+
+        def index_cross(j: int) -> None:
+            sources = self.cross_sources_[j]
             vocab = self.cross_vocabularies_[cross_name(sources)]
             x_cross[j] = vocab.transform([x_cat[position[s]] for s in sources])
+
+        map_columns(index_cross, range(len(self.cross_sources_)), rows=n)
         out = {"x_cat": _rows_first(x_cat), "x_num": x_num, "x_cross": _rows_first(x_cross)}
         if raw:
             out["x_raw"] = x_raw
@@ -360,8 +381,11 @@ def _rows_first(fields: np.ndarray, block: int = 16_384) -> np.ndarray:
     """(fields, rows) -> C-ordered (rows, fields), copied a block of rows at a time (a plain
     transposed copy of a million rows strides through memory and is several times slower)."""
     out = np.empty(fields.shape[::-1], dtype=fields.dtype)
-    for start in range(0, fields.shape[1], block):
+
+    def copy(start: int) -> None:
         out[start : start + block] = fields[:, start : start + block].T
+
+    map_columns(copy, range(0, fields.shape[1], block), rows=block * fields.shape[0])
     return out
 
 

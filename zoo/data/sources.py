@@ -190,7 +190,7 @@ def _dates_as_text(frame: pd.DataFrame, path: Path, *, sep: str, encoding: str) 
     return frame
 
 
-def describe_source(dataset: Any, frame: pd.DataFrame) -> dict[str, Any]:
+def describe_source(dataset: Any, frame: pd.DataFrame | None) -> dict[str, Any]:
     """Where the frame came from and its SHA-256: of the file read, or of the frame itself."""
     from zoo.manifest import sha256_file, sha256_frame
 
