@@ -123,7 +123,7 @@ def test_score_is_the_intercept_plus_the_points_of_the_satisfied_rules():
     covered = coverage(rules_from_json(model.fitted["rules"]), model.feature_spec, rows)
     expected = model.fitted["intercept"] + covered @ np.array(model.fitted["points"])
     np.testing.assert_allclose(model.predict_logit(rows), expected, rtol=1e-5, atol=1e-5)
-    reasons = model.reasons(rows, top=len(model.fitted["points"]))
+    reasons = model.satisfied_rules(rows, top=len(model.fitted["points"]))
     texts = model.fitted["table"]["rule"]
     for row, reason in zip(covered[:50], reasons[:50], strict=True):
         assert sorted(t for t in texts if t in reason) == sorted(
@@ -160,13 +160,13 @@ def test_a_run_writes_rules_and_reason_codes(make_cfg, tmp_path):
     assert "IF " in text and " THEN risk" in text
     assert 0 < result["test"]["rule_coverage"] <= 1 and result["test"]["rule_length"] >= 1
     assert result["test"]["auc"] > 0.6
-    # zoo predict explains each row with the rules it satisfies
+    # zoo predict --reasons explains each row in the columns every model writes
     from importlib import resources
 
     source = resources.files("zoo.datasets") / "german_credit.csv"
     out = tmp_path / "scores.csv"
-    predict_file(run_dir, source, out)
+    predict_file(run_dir, source, out, reasons=3)
     scores = pd.read_csv(out, keep_default_na=False)
-    assert "reasons" in scores and len(scores) == 1000
-    some = [r for r in scores["reasons"] if r]
-    assert some and all(any(rule in r for rule in table["rule"]) for r in some[:20])
+    assert len(scores) == 1000 and "reasons" not in scores
+    assert {"reason_1", "reason_2", "reason_3", "reason_method"} <= set(scores.columns)
+    assert (scores["reason_1"] != "").any()

@@ -16,7 +16,7 @@ from sklearn.metrics import roc_auc_score
 from zoo.data.batches import DeviceBatches
 from zoo.data.datamodule import CreditDataModule
 from zoo.errors import ZooError
-from zoo.optim import kernel_options, lbfgs
+from zoo.optim import adam, kernel_options, lbfgs
 from zoo.train import build_model, train
 
 SYNTHETIC = {"name": "synthetic", "source": "synthetic", "target": "default", "bad_value": 1}
@@ -80,11 +80,22 @@ def test_epoch_metrics_summed_on_device_equal_the_plain_computation() -> None:
 
 def test_optimiser_kernel_follows_the_device_unless_the_config_sets_it() -> None:
     groups = [{"params": [torch.nn.Parameter(torch.zeros(2))]}]
-    assert kernel_options(partial(torch.optim.AdamW, betas=(0.9, 0.999)), groups) == {"foreach": True}
+    # torch has a fused CPU kernel for Adam(W), SGD and Adagrad; other optimisers get foreach
+    assert kernel_options(partial(torch.optim.AdamW, betas=(0.9, 0.999)), groups) == {"fused": True}
+    assert kernel_options(partial(adam), groups) == {"fused": True}
+    assert kernel_options(lambda groups, **options: torch.optim.RMSprop(groups, **options), groups) == {
+        "foreach": True
+    }  # takes any option, but has no fused kernel
+    # Lightning refuses to clip gradients for an optimiser that unscales them itself (fused)
+    assert kernel_options(torch.optim.AdamW, groups, mixed_precision=True) == {"foreach": True}
     assert kernel_options(partial(torch.optim.AdamW, foreach=False), groups) == {}
     assert kernel_options(partial(lbfgs, max_iter=5), groups) == {}  # takes no such option
     optimizer = torch.optim.AdamW(groups[0]["params"], **kernel_options(torch.optim.AdamW, groups))
-    assert optimizer.defaults["foreach"] is True
+    assert optimizer.defaults["fused"] is True
+    before = groups[0]["params"][0].detach().clone()
+    groups[0]["params"][0].grad = torch.ones(2)
+    optimizer.step()  # the fused CPU step runs and moves the parameter against the gradient
+    assert (groups[0]["params"][0].detach() < before).all()
 
 
 def test_an_unknown_compile_mode_is_refused(tmp_path, make_cfg) -> None:

@@ -7,6 +7,7 @@ occlusion against a sample of training rows, which works for any model.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -144,9 +145,12 @@ def _numpy(weights: Any) -> np.ndarray:
 def contributions(
     model: Any, arrays: Arrays, reference: Arrays, *, n_reference: int = OCCLUSION_ROWS
 ) -> Contributions:
-    """The model's own contributions (`field_contributions` hook) if it has them, else occlusion."""
+    """The model's own contributions (`field_contributions` hook) if it has them, else occlusion.
+    A hook that estimates part of them by occlusion names `n_reference` and is given it."""
     native = getattr(model, "field_contributions", None)
     if callable(native):
+        if "n_reference" in inspect.signature(native).parameters:
+            return native(arrays, reference, n_reference=n_reference)
         return native(arrays, reference)
     fields = fields_of(model.feature_spec)
     values = occlusion(lambda a: model_logits(model, a), arrays, reference, fields, n_reference=n_reference)

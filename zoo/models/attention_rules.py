@@ -339,8 +339,9 @@ class AttentionRules(TreeModel):
         matrix = self._encode(encoder, arrays).astype(np.float32)
         return intercept + matrix @ points.numpy()
 
-    def reasons(self, arrays: Arrays, top: int = 3) -> list[str]:
-        """Per row: the satisfied rules with the largest |points|, e.g. `duration > 24 (+0.81)`."""
+    def satisfied_rules(self, arrays: Arrays, top: int = 3) -> list[str]:
+        """Per row: the satisfied rules with the largest |points|, e.g. `duration > 24 (+0.81)`.
+        For reading a model in Python; `zoo predict --reasons` gives the common reason codes."""
         encoder, points, _ = self._scorer()
         matrix = self._encode(encoder, arrays)
         texts = self.fitted["table"]["rule"]

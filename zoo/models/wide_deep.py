@@ -182,14 +182,18 @@ class WideDeep(CreditModel):
         self.train(was_training)
         return out
 
-    def field_contributions(self, arrays: dict[str, Any], reference: dict[str, Any]) -> Any:
+    def field_contributions(
+        self, arrays: dict[str, Any], reference: dict[str, Any], *, n_reference: int | None = None
+    ) -> Any:
         """The wide part exactly (terms minus their training mean) plus the deep part by field
-        occlusion against training reference rows; a field in both parts gets the sum."""
+        occlusion against the first `n_reference` training reference rows (the run's
+        `explain.occlusion_rows`; None: `OCCLUSION_ROWS`); a field in both parts gets the sum."""
         import numpy as np
 
-        from zoo.explain.contributions import Contributions, additive, occlusion
-        from zoo.explain.fields import fields_of
+        from zoo.explain.contributions import OCCLUSION_ROWS, Contributions, additive, occlusion
+        from zoo.explain.fields import fields_of, n_rows
 
+        n_reference = OCCLUSION_ROWS if n_reference is None else n_reference
         terms = self.wide_terms(arrays)
         wide = additive(terms, self.wide_terms(reference))
         deep_fields = [
@@ -197,14 +201,15 @@ class WideDeep(CreditModel):
             for f in fields_of(self.feature_spec)
             if any(set(cols) & set(self.deep_index.get(key, ())) for key, cols in f.columns.items())
         ]
-        deep = occlusion(self.deep_logit, arrays, reference, deep_fields)
+        deep = occlusion(self.deep_logit, arrays, reference, deep_fields, n_reference=n_reference)
         names = list(dict.fromkeys([*terms, *(f.name for f in deep_fields)]))
         values = np.zeros((len(next(iter(arrays.values()))), len(names)))
         for j, name in enumerate(terms):
             values[:, names.index(name)] += wide[:, j]
         for j, field in enumerate(deep_fields):
             values[:, names.index(field.name)] += deep[:, j]
-        method = "exact wide terms vs training mean + deep part by occlusion against training rows"
+        rows = min(n_reference, n_rows(reference))
+        method = f"exact wide terms vs training mean + deep part by occlusion against {rows} training rows"
         return Contributions(values, names, method)
 
     def native_importance(self, val: dict[str, Any], reference: dict[str, Any]) -> pd.DataFrame:
