@@ -3,9 +3,9 @@
 For each model and batch size: seconds per epoch, rows/s and peak memory of
   zoo        CreditModel fed by DeviceBatches (tensors on the device, sliced per batch), metrics
              summed on the device, foreach/fused optimiser; options --drop-last, --compile, --precision
-  reference  the same network in a plain LightningModule (per-step `self.log`, default AdamW) fed
-             by DataLoader(TensorDataset) with the default per-row collate
-  eager      the same network and optimiser in a bare loop over batches sliced on the device: the
+  reference  the same network and loss in a plain LightningModule (per-step `self.log`, default
+             AdamW) fed by DataLoader(TensorDataset) with the default per-row collate
+  eager      the same network, loss and optimiser in a bare loop over batches sliced on the device: the
              floor a training framework can approach (no clipping, schedule, metrics or hooks)
   deepctr    DeepCTR-Torch's WDL and its own `fit` (once per batch size, when installed)
 Ratios are path / zoo (above 1: the zoo is faster). CPU memory is the peak resident-set growth
@@ -27,7 +27,6 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -106,8 +105,7 @@ class PlainModule(pl.LightningModule):
         self.learning_rate = learning_rate
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
-        named = dict(zip(KEYS, batch, strict=True))
-        loss = F.binary_cross_entropy_with_logits(self.net(named), named["y"])
+        loss = model_loss(self.net, dict(zip(KEYS, batch, strict=True)))
         self.log("train_loss", loss)
         return loss
 
@@ -115,9 +113,18 @@ class PlainModule(pl.LightningModule):
         return torch.optim.AdamW(self.net.parameters(), lr=self.learning_rate)
 
 
+def model_loss(net: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The network's own training loss (BCE, plus the auxiliary terms of the models that have them)."""
+    terms = net.loss(batch, net(batch))
+    return terms if isinstance(terms, torch.Tensor) else terms["loss"]
+
+
 def model_config(name: str) -> dict:
-    """The model's defaults from conf/model/<name>.yaml."""
-    return dict(OmegaConf.to_container(OmegaConf.load(CONF / "model" / f"{name}.yaml")))
+    """The model's hyperparameters from conf/model/<name>.yaml (its recipe override left out: every
+    path here trains with minibatch AdamW)."""
+    config = dict(OmegaConf.to_container(OmegaConf.load(CONF / "model" / f"{name}.yaml")))
+    config.pop("defaults", None)
+    return config
 
 
 def make_data(args: argparse.Namespace, batch_size: int, frame) -> CreditDataModule:
@@ -195,7 +202,7 @@ def eager_path(args: argparse.Namespace, name: str, dm: CreditDataModule, batch_
             for start in range(0, n - batch_size + 1 if args.drop_last else n, batch_size):
                 rows = order[start : start + batch_size]
                 batch = {k: v[rows] for k, v in arrays.items()}
-                loss = F.binary_cross_entropy_with_logits(net.logits(net(batch)), batch["y"])
+                loss = model_loss(net, batch)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
