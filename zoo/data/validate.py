@@ -144,7 +144,7 @@ def check_features(
     frame: pd.DataFrame, roles: Mapping[str, str], *, allow_empty: bool = False
 ) -> pd.DataFrame:
     """Reject all-missing columns (unless `allow_empty`: scoring a small file) and infinite numbers;
-    coerce numeric columns to float."""
+    coerce numeric columns to float and text categories to pandas categoricals."""
     out = {}
     for name, role in roles.items():
         if role not in ("categorical", "numeric"):
@@ -169,8 +169,16 @@ def check_features(
                 raise ZooError(
                     f"column {name!r} is entirely missing; drop it or list it in dataset.roles.ignore"
                 )
-            out[name] = column
+            out[name] = _coded(column)
     return pd.DataFrame(out, index=frame.index, copy=False)  # columns kept apart: no copy
+
+
+def _coded(column: pd.Series) -> pd.Series:
+    """A text column as a pandas categorical: its text hashed once here, so the guards, the fit and
+    the transform read integer codes (row takes, factorisations) instead of hashing it again."""
+    if pd.api.types.is_object_dtype(column.dtype) or pd.api.types.is_string_dtype(column.dtype):
+        return column.astype("category")
+    return column
 
 
 def _numbers(column: pd.Series, name: str) -> np.ndarray:
