@@ -27,7 +27,7 @@ def _install(session: nox.Session, *extras: str) -> None:
 def tests(session: nox.Session) -> None:
     """Unit and integration tests on CPU with tiny data (a few minutes); slow and GPU tests excluded."""
     _install(session, "test")
-    session.run("pytest", "-m", "not slow and not gpu", *session.posargs)
+    session.run("pytest", "-m", "not slow and not gpu", "--durations=20", *session.posargs)
 
 
 @nox.session(default=False)

@@ -85,7 +85,7 @@ def test_sae_pretrains_once_when_a_fit_starts_and_keeps_the_record_in_the_checkp
     trainer.fit(model, loader)
     assert model.pretrained
     history = model.pretrain_history.clone()
-    trainer.save_checkpoint(tmp_path / "sae.ckpt")
+    trainer.save_checkpoint(tmp_path / "sae.ckpt", weights_only=False)  # full state, as zoo-train saves
     loaded = StackedAutoencoder.load_from_checkpoint(tmp_path / "sae.ckpt", weights_only=True)
     assert loaded.pretrained and torch.equal(loaded.pretrain_history, history)
     # A second fit of a pretrained model fine-tunes only.

@@ -12,6 +12,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
+from tests.overrides import QUICK_EXPLAIN
 from zoo.data.datamodule import CreditDataModule
 from zoo.models.mlp import DNN
 from zoo.train import train
@@ -36,6 +37,7 @@ def test_ddp_on_two_cpu_processes_trains_and_scores_once(tmp_path):
             "trainer.devices=2",
             "trainer.max_epochs=2",
             "logger=none",
+            *QUICK_EXPLAIN,
             f"hydra.run.dir={run_dir}",
         ],
         capture_output=True,

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.overrides import QUICK_EXPLAIN
 from zoo.errors import ZooError
 from zoo.resume import resumable_checkpoint
 
@@ -25,7 +26,7 @@ RUN = [
     "early_stopping.patience=1000",
     "early_stopping.patience_steps=0",
     "data.batch_size=64",
-    "explain.permutation_repeats=1",
+    *QUICK_EXPLAIN,
 ]
 ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
 
@@ -91,7 +92,7 @@ def test_sigkill_mid_training_resumes_bit_for_bit(tmp_path, uninterrupted):
     pd.testing.assert_series_equal(_probs(run_dir), _probs(uninterrupted), check_exact=True)
 
 
-def test_resume_refuses_what_it_cannot_continue(tmp_path, uninterrupted):
+def test_resume_refuses_what_it_cannot_continue(tmp_path, uninterrupted, zoo_train_here):
     empty = tmp_path / "empty"
     empty.mkdir()
     for run_dir, message in [
@@ -102,7 +103,7 @@ def test_resume_refuses_what_it_cannot_continue(tmp_path, uninterrupted):
         with pytest.raises(ZooError, match=message):
             resumable_checkpoint(run_dir)
     # From the command line: other overrides are refused, and the finished run's record is kept.
-    proc = _zoo_train(f"resume={uninterrupted}", "seed=3", cwd=tmp_path)
+    proc = zoo_train_here(f"resume={uninterrupted}", "seed=3", cwd=tmp_path)
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert proc.returncode == 2 and len(errors) == 1, proc.stderr[-2000:]
     assert "drop the other overrides: seed=3" in errors[0]

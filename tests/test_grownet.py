@@ -191,7 +191,7 @@ def test_checkpoint_keeps_n_active(tmp_path):
     trainer = fit(model, batch, max_epochs=3, tmp_path=tmp_path)  # epoch 2 boosts learner 1
     assert int(model.n_active) == 2
     path = tmp_path / "hbn.ckpt"
-    trainer.save_checkpoint(path)
+    trainer.save_checkpoint(path, weights_only=False)  # full state, as zoo-train saves
     loaded = GrowNet.load_from_checkpoint(path, weights_only=True)
     assert int(loaded.n_active) == 2 and float(loaded.prior_logit) == float(model.prior_logit)
     test = planted_batch(tiny_spec(), 64, seed=3)

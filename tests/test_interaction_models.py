@@ -11,6 +11,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
+from tests.overrides import QUICK_EXPLAIN
 from zoo import registry
 from zoo.models.afcc import AFCC, FIELD_WEIGHTS_FILE, FIELD_WEIGHTS_PLOT
 from zoo.models.fibinet import FiBiNET
@@ -145,7 +146,7 @@ def test_afcc_field_weights_average_the_gate_over_rows():
 def compose_cfg(*overrides: str):
     registry.store_configs(config_dir())
     with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
-        return compose("config", overrides=["trainer=fast", "logger=none", *overrides])
+        return compose("config", overrides=["trainer=fast", "logger=none", *QUICK_EXPLAIN, *overrides])
 
 
 def test_afcc_run_writes_field_weights_of_the_test_rows(tmp_path):

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.overrides import QUICK_EXPLAIN
 from zoo.cli import main as zoo_main
 from zoo.errors import ZooError
 from zoo.predict import load_run, predict_file
@@ -36,7 +37,9 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     for model, extra in (("wide_deep_cross", []), ("catboost", ["model.iterations=30"])):
         run_dir = tmp_path_factory.mktemp(model)
         with initialize_config_dir(config_dir=str(config_dir())):
-            cfg = compose("config", overrides=[*FAST, "logger=none", f"model={model}", *extra])
+            cfg = compose(
+                "config", overrides=[*FAST, "logger=none", *QUICK_EXPLAIN, f"model={model}", *extra]
+            )
         train(cfg, run_dir)
         out[model] = run_dir
     return out

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -17,6 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
+from tests.overrides import QUICK_EXPLAIN
 from zoo import registry
 from zoo.data.validate import resolve_target
 from zoo.errors import ZooError
@@ -55,23 +53,11 @@ def _untouched(victim: Path, file: Path, marker: Path) -> None:
     assert not marker.exists()
 
 
-def _zoo_train(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "zoo.train", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=300,
-    )
-
-
 # --- what a config may instantiate ----------------------------------------------------------
 
 
-def test_the_cli_refuses_configs_that_call_project_or_system_functions(tmp_path, targets):
-    proc = _zoo_train(
+def test_the_cli_refuses_configs_that_call_project_or_system_functions(tmp_path, targets, zoo_train_here):
+    proc = zoo_train_here(
         *SMALL, "trainer=fast", f"hydra.run.dir={tmp_path}/run", *_payloads(*targets), cwd=tmp_path
     )
     assert proc.returncode == 2, proc.stderr[-2000:]
@@ -81,10 +67,10 @@ def test_the_cli_refuses_configs_that_call_project_or_system_functions(tmp_path,
     assert not (tmp_path / "run").exists()
 
 
-def test_hydra_callbacks_cannot_call_project_functions_either(tmp_path, targets):
+def test_hydra_callbacks_cannot_call_project_functions_either(tmp_path, targets, zoo_train_here):
     _, file, _ = targets
     payload = f"+hydra.callbacks.x={{_target_:zoo.outputs.write_text,path:'{file}',text:overwritten}}"
-    proc = _zoo_train(*SMALL, "trainer=fast", f"hydra.run.dir={tmp_path}/run", payload, cwd=tmp_path)
+    proc = zoo_train_here(*SMALL, "trainer=fast", f"hydra.run.dir={tmp_path}/run", payload, cwd=tmp_path)
     assert proc.returncode != 0 and "not in the Hydra execution whitelist" in proc.stderr
     _untouched(*targets)
 
@@ -138,7 +124,14 @@ def catboost_run(tmp_path_factory) -> dict:
     with initialize_config_dir(config_dir=str(config_dir())):
         cfg = compose(
             "config",
-            overrides=["trainer=fast", "logger=none", "model=catboost", "model.iterations=20", *SMALL],
+            overrides=[
+                "trainer=fast",
+                "logger=none",
+                *QUICK_EXPLAIN,
+                "model=catboost",
+                "model.iterations=20",
+                *SMALL,
+            ],
         )
     records: list[str] = []
     handler = logging.Handler(level=logging.DEBUG)

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -51,16 +47,11 @@ def test_the_schema_covers_every_key_of_the_primary_config(make_cfg):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")
 @pytest.mark.parametrize("override", ["seed=abc", "trainer=gpu", "+logger.foo=1", "trainer.max_epochs=0"])
-def test_the_command_line_gives_one_error_line_exit_2_and_no_run_directory(tmp_path, override):
+def test_the_command_line_gives_one_error_line_exit_2_and_no_run_directory(
+    tmp_path, zoo_train_here, override
+):
     run_dir = tmp_path / "run"
-    proc = subprocess.run(
-        [sys.executable, "-m", "zoo.train", "model=lr", "logger=csv", override, f"hydra.run.dir={run_dir}"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"},
-        timeout=300,
-    )
+    proc = zoo_train_here("model=lr", "logger=csv", override, f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr[-2000:]
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr[-2000:]

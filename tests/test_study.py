@@ -15,6 +15,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from tests.overrides import QUICK_EXPLAIN
 from zoo import study as zoo_study
 from zoo.errors import ZooError
 from zoo.pruning import PRUNED_ATTR, OptunaPruning, build_pruner, pruned_epoch, pruning_callbacks
@@ -298,6 +299,7 @@ def pruned_sweep(tmp_path_factory) -> tuple[Path, optuna.Study]:
         "++sweep.pruners.median={n_startup_trials: 1, n_warmup_steps: 0}",
         "trainer=fast",
         "logger=none",
+        *QUICK_EXPLAIN,
         "hydra.sweeper.n_trials=2",
         "hydra.sweeper.sampler.seed=0",
         f"hydra.sweeper.storage=sqlite:///{root / 's.db'}",
@@ -318,12 +320,12 @@ def test_sweep_trials_find_their_trial_and_the_slow_one_is_pruned(pruned_sweep):
     assert zoo_study.trial_counts(study)["pruned"] == 1
 
 
-def test_best_config_reproduces_the_best_trials_validation_metrics(pruned_sweep):
+def test_best_config_reproduces_the_best_trials_validation_metrics(pruned_sweep, zoo_train_here):
     root, study = pruned_sweep
     assert zoo_study.main([str(root / "s.db"), "lr_german", "--out", str(root / "study")]) == 0
     export = root / "study" / "experiment" / "lr_german_best.yaml"
     rerun = root / "rerun"
-    proc = _zoo_train(
+    proc = zoo_train_here(
         "--config-dir", str(root / "study"), "experiment=lr_german_best", f"hydra.run.dir={rerun}", cwd=root
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -15,6 +15,7 @@ import optuna
 import pytest
 from omegaconf import OmegaConf
 
+from tests.overrides import QUICK_EXPLAIN
 from zoo import sweeps
 from zoo.errors import ZooError
 
@@ -35,6 +36,7 @@ def _sweep(tmp_path: Path, *overrides: str, env: dict[str, str] | None = None, w
         "trainer=fast",
         "logger=none",
         "model.l2=tag(log,interval(1e-4,1e-2))",
+        *QUICK_EXPLAIN,
         *overrides,
     ]
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1", **(env or {})}

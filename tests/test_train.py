@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from tests.overrides import QUICK_EXPLAIN
 from zoo import registry
 from zoo.metrics import METRIC_NAMES
 from zoo.train import train
@@ -81,25 +79,16 @@ def test_lr_learns_the_bundled_data(tmp_path, make_cfg):
     assert result["test"]["auc"] > 0.7
 
 
-def test_multirun_writes_one_run_per_job(tmp_path):
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "zoo.train",
-            "-m",
-            "model=lr,dnn",
-            "seed=0,1",
-            "trainer=fast",
-            "logger=none",
-            f"hydra.sweep.dir={tmp_path}/sweep",
-        ],
-        capture_output=True,
-        text=True,
+def test_multirun_writes_one_run_per_job(tmp_path, zoo_train_here):
+    proc = zoo_train_here(
+        "-m",
+        "model=lr,dnn",
+        "seed=0,1",
+        "trainer=fast",
+        "logger=none",
+        *QUICK_EXPLAIN,
+        f"hydra.sweep.dir={tmp_path}/sweep",
         cwd=tmp_path,
-        env=env,
-        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     runs = sorted((tmp_path / "sweep").glob("*/metrics.json"))

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from sklearn.metrics import roc_auc_score
 
+from tests.overrides import QUICK_EXPLAIN
 from zoo import registry
 from zoo.data.preprocess import Preprocessor
 from zoo.data.spec import CategoricalField, CrossField, FeatureSpec
@@ -258,7 +259,7 @@ def test_wide_weights_table_matches_the_parameters(tmp_path, name, with_labels):
 def test_training_writes_the_trained_wide_weights(tmp_path, name):
     registry.store_configs(config_dir())
     with initialize_config_dir(config_dir=str(config_dir())):
-        cfg = compose("config", overrides=[f"model={name}", "trainer=fast", "logger=none"])
+        cfg = compose("config", overrides=[f"model={name}", "trainer=fast", "logger=none", *QUICK_EXPLAIN])
     result = train(cfg, tmp_path)
     table = pd.read_csv(tmp_path / "wide_weights.csv", keep_default_na=False)
     model = registry.get(name).load_from_checkpoint(tmp_path / result["best_checkpoint"], weights_only=True)
@@ -292,6 +293,7 @@ PLANTED = [
     "trainer=fast",
     "trainer.max_epochs=15",
     "logger=none",
+    *QUICK_EXPLAIN,
 ]
 
 

@@ -18,6 +18,8 @@ planted and on CPU; tree models (`zoo.models.tree.TreeModel`) are fitted through
 
 from __future__ import annotations
 
+import copy
+import functools
 import inspect
 import math
 import warnings
@@ -197,16 +199,37 @@ def planted_batch(spec: FeatureSpec, n: int = 200, seed: int = 0, *, raw_values:
 
 def default_config(model_name: str) -> dict[str, Any]:
     """The model's default config as `zoo-train` composes it: the shipped `conf/model/<name>.yaml`,
-    else the constructor's defaults (what `registry.store_configs` stores for plugins)."""
-    from hydra import compose, initialize_config_dir
+    else the constructor's defaults (what `registry.store_configs` stores for plugins).
+
+    Composed once per model and source (a Hydra compose takes ~0.15 s; the contract asks for each
+    model's config in every check); each call returns a fresh copy."""
     from hydra.core.config_store import ConfigStore
     from omegaconf import OmegaConf
 
     from zoo.train import config_dir
 
-    stored = ConfigStore.instance().repo.get("model", {})
-    if not (config_dir() / "model" / f"{model_name}.yaml").is_file() and f"{model_name}.yaml" not in stored:
-        registry.store_configs(config_dir())  # as zoo-train does at start-up, once
+    shipped = config_dir() / "model" / f"{model_name}.yaml"
+    if not shipped.is_file():
+        stored = ConfigStore.instance().repo.get("model", {})
+        if f"{model_name}.yaml" not in stored:
+            registry.store_configs(config_dir())  # as zoo-train does at start-up, once
+            stored = ConfigStore.instance().repo.get("model", {})
+        node = stored.get(f"{model_name}.yaml")
+        source = OmegaConf.to_yaml(node.node) if node is not None else ""
+    else:
+        source = shipped.read_text()
+    return copy.deepcopy(_composed_model_config(model_name, source))
+
+
+@functools.cache
+def _composed_model_config(model_name: str, source: str) -> dict[str, Any]:
+    """`default_config`'s composition; `source` (the model's YAML or stored node) keys the cache,
+    so a config stored anew under the same name is composed anew."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from zoo.train import config_dir
+
     with initialize_config_dir(config_dir=str(config_dir())):
         model = compose("config", overrides=[f"model={model_name}"]).model
     config = OmegaConf.to_container(model, resolve=True)
@@ -383,7 +406,7 @@ def check_checkpoint_round_trip(
         )
         trainer.fit(model, DataLoader(train, batch_size=None), DataLoader(val, batch_size=None))
         path = Path(tmp_path) / f"{model_name}.ckpt"
-        trainer.save_checkpoint(path)
+        trainer.save_checkpoint(path, weights_only=False)  # full state, as zoo-train's checkpoints
         loaded = cls.load_from_checkpoint(path, weights_only=True)
     _expect(type(loaded) is type(model), f"model {model_name!r}: loaded a {type(loaded).__qualname__}")
     batch = planted_batch(spec, 32, seed=3, raw_values=raw)
