@@ -3,12 +3,15 @@ of one thread (each column's work is independent; only the order of the results 
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
 from zoo.data import threads
 from zoo.data.datamodule import CreditDataModule
 from zoo.data.synthetic import make_synthetic
+from zoo.errors import ZooError
 
 
 def _build(monkeypatch: pytest.MonkeyPatch, workers: int) -> CreditDataModule:
@@ -46,3 +49,12 @@ def test_map_columns_keeps_order_and_raises_a_worker_error(monkeypatch: pytest.M
 
     with pytest.raises(ValueError, match="column 7 is bad"):
         threads.map_columns(fail, range(10), rows=10**6)
+
+
+@pytest.mark.parametrize("given", ["two", "0", "-1", "1.5"])
+def test_a_bad_thread_count_is_one_clear_error(monkeypatch: pytest.MonkeyPatch, given: str) -> None:
+    monkeypatch.setenv("CREDIT_ZOO_DATA_THREADS", given)
+    with pytest.raises(
+        ZooError, match=rf"CREDIT_ZOO_DATA_THREADS='{re.escape(given)}', expected a whole number"
+    ):
+        threads.map_columns(abs, [1, 2], rows=10**6)

@@ -9,18 +9,24 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+from zoo.errors import ZooError
+
 T = TypeVar("T")
 R = TypeVar("R")
 
+#: The environment variable that sets the number of threads (1 keeps preparation on one).
+THREADS_ENV = "CREDIT_ZOO_DATA_THREADS"
 #: Below this many rows a column takes well under a millisecond: threads would only add overhead.
 PARALLEL_ROWS = 50_000
 
 
 def cpu_workers() -> int:
-    """Cores this process may run on; CREDIT_ZOO_DATA_THREADS overrides (1 keeps one thread)."""
-    given = os.environ.get("CREDIT_ZOO_DATA_THREADS")
+    """Cores this process may run on; THREADS_ENV overrides (1 keeps one thread)."""
+    given = os.environ.get(THREADS_ENV, "").strip()
     if given:
-        return max(1, int(given))
+        if not given.isdigit() or int(given) < 1:
+            raise ZooError(f"{THREADS_ENV}={given!r}, expected a whole number of threads, 1 or more")
+        return int(given)
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
