@@ -300,7 +300,7 @@ def test_trees_missing_rate() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"mode": "forest"}, "mode must be one of 'interactions', 'trees', got 'forest'"),
+        ({"mode": "forest"}, "mode must be one of 'interactions', 'trees', 'messy', got 'forest'"),
         ({"mode": None}, "mode must be one of .* got None"),
         (
             {"mode": "trees", "main_effect": 2.0},

@@ -21,7 +21,7 @@ from zoo.data.preprocess import Preprocessor
 from zoo.data.sources import check_dataset_keys, describe_source, load_frame
 from zoo.data.spec import FeatureSpec
 from zoo.data.threads import map_columns
-from zoo.data.validate import check_features, infer_roles, resolve_target
+from zoo.data.validate import check_features, infer_roles, integer_categories, resolve_target
 from zoo.errors import ZooError
 
 log = logging.getLogger(__name__)
@@ -140,6 +140,14 @@ class CreditDataModule(pl.LightningDataModule):
         id_values = features[id_columns[0]].to_numpy() if id_columns else None
         with self._timed("split"):
             parts = self._split(features, y, roles)  # split columns become ignored, never features
+        given = {
+            str(c)
+            for cols in dict(ds.get("roles") or {}).values()
+            for c in ([cols] if isinstance(cols, str) else cols or [])
+        }
+        inferred = {c: r for c, r in roles.items() if c not in given}
+        coded = integer_categories(features, inferred, parts[0], ds.get("integer_categories"))
+        roles.update({c: "categorical" for c in coded})
         with self._timed("validate"):
             features = check_features(features, roles)
         with self._timed("guards"):
@@ -158,9 +166,14 @@ class CreditDataModule(pl.LightningDataModule):
             cross_auto_k=int(ds.get("cross_auto_k", 4)),
             cross_hash_buckets=ds.get("cross_hash_buckets"),
             numeric_encoding=ds.get("numeric_encoding") or "standard",
+            special_values=ds.get("special_values"),
+            detect_special_values=ds.get("detect_special_values", False),
         )
         with self._timed("fit"):
             preprocessor.fit(features.iloc[parts[0]])
+        for line in preprocessor.special_report(len(parts[0])):
+            log.info(line)
+            self.warnings.append(line)
         with self._timed("transform"):
             # every row at once (a row's arrays depend on it alone), then the splits' rows of each
             encoded = preprocessor.transform(features, raw=self.raw_values)

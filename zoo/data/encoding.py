@@ -1,5 +1,6 @@
 """Value encodings fitted on training rows: category keys that ignore the column's dtype, and
-numeric encodings (standard, robust clipping, quantile-normal) that invert back to raw units."""
+numeric encodings (standard, robust clipping, quantile-normal, smooth clipping) that invert back
+to raw units."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr, ndtri
 
-from zoo.data.spec import INDICATOR, NUMERIC_ENCODINGS, NumericField
+from zoo.data.spec import INDICATOR, NUMERIC_ENCODINGS, SPECIAL, NumericField
 from zoo.errors import ZooError
 
 #: Raw training quantiles kept per numeric field: many for quantile-normal encoding (its
@@ -20,6 +21,8 @@ N_QUANTILES_DEFAULT = 65
 #: Robust clipping bounds, as training quantiles.
 CLIP_QUANTILES = (0.005, 0.995)
 _EPS = 1e-7  # quantile-normal: keep probabilities off 0 and 1 (|z| <= 5.2)
+#: Smooth clipping x / sqrt(1 + (x / c)^2) bounds robust-scaled values to (-c, c) (RealMLP-TD).
+SMOOTH_CLIP = 3.0
 
 
 # --- categories -------------------------------------------------------------------------------
@@ -105,18 +108,28 @@ def sorted_median(ordered: np.ndarray) -> float:
     return float(np.mean(ordered[middle - 1 : middle + 1]))
 
 
-def fit_numeric(name: str, raw: np.ndarray, encoding: str) -> NumericField:
-    """Fit one numeric field's encoding on its training values (missing as NaN)."""
+def fit_numeric(
+    name: str, raw: np.ndarray, encoding: str, special_values: tuple[float, ...] = ()
+) -> NumericField:
+    """Fit one numeric field's encoding on its training values (missing as NaN); rows holding one
+    of `special_values` count as missing, so no statistic sees a code."""
     if encoding not in NUMERIC_ENCODINGS:
         raise ZooError(
             f"numeric encoding {encoding!r} for {name!r} is not one of {', '.join(NUMERIC_ENCODINGS)}"
         )
+    special = np.isin(raw, special_values) if special_values else None
+    present = tuple(float(v) for v in special_values if special is not None and np.any(raw == v))
+    if special is not None and special.any():
+        raw = np.where(special, np.nan, raw)
     observed = raw[~np.isnan(raw)]
     if observed.size == 0:
         raise ZooError(
             f"numeric column {name!r} is entirely missing in the training split; "
             "list it in dataset.roles.ignore"
         )
+    if not np.isfinite(observed).all():
+        bad = observed[~np.isfinite(observed)][0]
+        raise ZooError(f"numeric column {name!r} holds {bad} in the training split, expected finite numbers")
     ordered = np.sort(observed)  # one sort serves the median and every quantile
     median = sorted_median(ordered)
     n_quantiles = min(N_QUANTILES.get(encoding, N_QUANTILES_DEFAULT), max(2, observed.size))
@@ -129,9 +142,20 @@ def fit_numeric(name: str, raw: np.ndarray, encoding: str) -> NumericField:
         filled = np.clip(filled, low, high)
     mean, std = 0.0, 1.0
     if encoding in ("standard", "robust"):
-        mean = float(filled.mean())
-        spread = float(filled.std())
+        with np.errstate(over="ignore", invalid="ignore"):  # reported below as one line
+            mean = float(filled.mean())
+            spread = float(filled.std())
         std = spread if spread > 0 else 1.0
+    elif encoding == "smooth_clip":
+        mean, std = median, _robust_scale(ordered)
+    for value, label in ((mean, "mean"), (std, "standard deviation")):
+        if not math.isfinite(value):
+            raise ZooError(
+                f"numeric column {name!r} has a {label} of {value} on the training split (values up to "
+                f"{ordered[-1]:.3g}), beyond what float64 holds: rescale the column or list it in "
+                "dataset.roles.ignore"
+            )
+    n_missing = raw.size - observed.size - (int(special.sum()) if special is not None else 0)
     return NumericField(
         name=name,
         encoding=encoding,
@@ -139,15 +163,33 @@ def fit_numeric(name: str, raw: np.ndarray, encoding: str) -> NumericField:
         mean=mean,
         std=std,
         clip=clip,
-        missing_indicator=bool(observed.size < raw.size),
+        missing_indicator=bool(n_missing > 0),
         quantiles=tuple(float(q) for q in quantiles),
+        special_values=present,  # codes that never occur in training get no indicator
     )
 
 
+def _robust_scale(ordered: np.ndarray) -> float:
+    """RealMLP-TD's robust scale: the interquartile range, else half the range, else 1."""
+    q1, q3 = sorted_quantiles(ordered, np.asarray([0.25, 0.75]))
+    if q3 > q1:
+        return float(q3 - q1)
+    spread = float(ordered[-1] - ordered[0])
+    return 0.5 * spread if spread > 0 else 1.0
+
+
 def encode_numeric(field: NumericField, raw: np.ndarray) -> np.ndarray:
-    """Raw float64 values (NaN missing) -> encoded float64, imputing the training median."""
+    """Raw float64 values (NaN missing) -> encoded float64, imputing the training median; special
+    codes are missing to the field and flagged by their own indicator."""
+    if field.encoding == SPECIAL:
+        return (raw == field.code).astype(np.float64)
     if field.is_indicator:
         return np.isnan(raw).astype(np.float64)
+    if field.special_values:
+        raw = np.where(np.isin(raw, field.special_values), np.nan, raw)
+    if field.encoding == "smooth_clip":
+        scaled = (np.where(np.isnan(raw), field.median, raw) - field.mean) / field.std
+        return scaled / np.sqrt(1.0 + np.square(scaled / SMOOTH_CLIP))
     if field.encoding in ("standard", "robust"):
         # one new array, the rest in place (a million-row column costs little); missing rows take
         # the encoded median, the value the same steps give it
@@ -174,6 +216,9 @@ def decode_numeric(field: NumericField, encoded: np.ndarray) -> np.ndarray:
         return encoded
     if field.encoding in ("standard", "robust"):
         return encoded * field.std + field.mean
+    if field.encoding == "smooth_clip":
+        bounded = np.clip(encoded, -SMOOTH_CLIP * (1 - 1e-9), SMOOTH_CLIP * (1 - 1e-9))
+        return bounded / np.sqrt(1.0 - np.square(bounded / SMOOTH_CLIP)) * field.std + field.mean
     quantiles = np.asarray(field.quantiles)
     return np.interp(ndtr(encoded), np.linspace(0.0, 1.0, len(quantiles)), quantiles)
 
@@ -181,3 +226,8 @@ def decode_numeric(field: NumericField, encoded: np.ndarray) -> np.ndarray:
 def indicator_field(source: NumericField, suffix: str) -> NumericField:
     """The 0/1 column that marks rows where `source` was missing."""
     return NumericField(name=f"{source.name}{suffix}", encoding=INDICATOR, source=source.name)
+
+
+def special_field(source: NumericField, code: float, name: str) -> NumericField:
+    """The 0/1 column that marks rows where `source` held the special code `code`."""
+    return NumericField(name=name, encoding=SPECIAL, source=source.name, code=float(code))

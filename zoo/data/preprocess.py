@@ -11,7 +11,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from zoo.data.encoding import category_keys, encode_numeric, fit_numeric, indicator_field, sort_keys
+from zoo.data import special
+from zoo.data.encoding import (
+    category_keys,
+    encode_numeric,
+    fit_numeric,
+    indicator_field,
+    sort_keys,
+    special_field,
+)
 from zoo.data.spec import (
     MISSING_INDEX,
     N_RESERVED,
@@ -26,6 +34,7 @@ from zoo.data.threads import map_columns
 from zoo.errors import ZooError
 
 MISSING_SUFFIX = "__missing"
+SPECIAL_INFIX = "__is_"  # `months_since_delinq__is_999`: the flag of one special code
 #: Rows encoded at a time by `Preprocessor.transform`: numerics of a block fit the CPU cache.
 ROW_BLOCK = 16_384
 PREPROCESSING_FORMAT = "credit-zoo.preprocessing/1"
@@ -109,6 +118,9 @@ class Preprocessor:
     cross_hash_buckets: int | None = None
     #: One encoding for every numeric field, or {field: encoding} with an optional "default".
     numeric_encoding: str | Mapping[str, str] = "standard"
+    #: Declared special codes ({field: [codes], default: [codes]}) and whether to find others.
+    special_values: Mapping[str, Any] | None = None
+    detect_special_values: bool = False
 
     def encoding_of(self, name: str) -> str:
         if isinstance(self.numeric_encoding, str):
@@ -126,11 +138,23 @@ class Preprocessor:
         n = len(frame)
         vocabularies = map_columns(lambda name: _Vocabulary.fit(frame[name]), self.categorical, rows=n)
         self.vocabularies_ = dict(zip(self.categorical, vocabularies, strict=True))
-        self.numeric_fields_: list[NumericField] = map_columns(
-            lambda name: fit_numeric(name, frame[name].to_numpy(dtype=np.float64), self.encoding_of(name)),
-            self.numeric,
-            rows=n,
-        )
+        declared = special.declared_codes(self.special_values, self.numeric)
+        detect = special.check_detect_setting(self.detect_special_values)
+
+        def fit_field(name: str) -> NumericField:
+            raw = frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
+            codes = list(declared.get(name, []))
+            if detect:
+                codes += [c for c in special.detect(raw) if c not in codes]
+            return fit_numeric(name, raw, self.encoding_of(name), tuple(codes))
+
+        self.numeric_fields_: list[NumericField] = map_columns(fit_field, self.numeric, rows=n)
+        self.special_counts_ = {
+            f.name: {code: int(np.sum(frame[f.name].to_numpy(dtype=np.float64, na_value=np.nan) == code))
+                     for code in f.special_values}
+            for f in self.numeric_fields_
+            if f.special_values
+        }  # fmt: skip
         self.indicators_ = [f.name for f in self.numeric_fields_ if f.missing_indicator]
         self.cross_sources_ = self._resolve_crosses()
         self._check_generated_names()
@@ -154,6 +178,7 @@ class Preprocessor:
         taken = set(self.categorical) | set(self.numeric)
         generated = [(cross_name(s), "cross") for s in self.cross_sources_]
         generated += [(f"{n}{MISSING_SUFFIX}", "missing indicator") for n in self.indicators_]
+        generated += [(f.name, "special-value indicator") for f in self._special_fields()]
         for name, kind in generated:
             if name in taken:
                 raise ZooError(
@@ -259,9 +284,28 @@ class Preprocessor:
         return out
 
     def numeric_spec(self) -> tuple[NumericField, ...]:
-        """The columns of `x_num`: every numeric field, then the missing indicators."""
+        """The columns of `x_num`: every numeric field, the missing indicators, then one flag per
+        special code."""
         indicators = [indicator_field(f, MISSING_SUFFIX) for f in self.numeric_fields_ if f.missing_indicator]
-        return (*self.numeric_fields_, *indicators)
+        return (*self.numeric_fields_, *indicators, *self._special_fields())
+
+    def _special_fields(self) -> list[NumericField]:
+        return [
+            special_field(f, code, f"{f.name}{SPECIAL_INFIX}{special.format_code(code)}")
+            for f in self.numeric_fields_
+            for code in f.special_values
+        ]
+
+    def special_report(self, rows: int) -> list[str]:
+        """One line per field with special codes: which codes, in what share of training rows."""
+        lines = []
+        for name, counts in getattr(self, "special_counts_", {}).items():
+            found = ", ".join(f"{special.format_code(c)} ({n / max(rows, 1):.1%})" for c, n in counts.items())
+            lines.append(
+                f"special values in {name!r}: {found} of training rows read as missing, each with its own "
+                "indicator (dataset.special_values, dataset.detect_special_values)"
+            )
+        return lines
 
     def feature_spec(self, groups: Mapping[str, Sequence[str] | None] | None = None) -> FeatureSpec:
         """The spec of what `transform` returns, with the dataset's named field groups.
@@ -403,10 +447,10 @@ def library_versions() -> dict[str, str]:
 
 
 def _expand_indicators(names: Sequence[str], numeric: Sequence[str]) -> list[str]:
-    """A numeric field routed somewhere takes its missing indicator along."""
+    """A numeric field routed somewhere takes its missing and special-value indicators along."""
     out = []
     for name in names:
         out.append(name)
-        if name + MISSING_SUFFIX in numeric and name + MISSING_SUFFIX not in names:
-            out.append(name + MISSING_SUFFIX)
+        flags = [n for n in numeric if n == name + MISSING_SUFFIX or n.startswith(name + SPECIAL_INFIX)]
+        out += [n for n in flags if n not in names]
     return out

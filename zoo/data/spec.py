@@ -16,8 +16,9 @@ N_RESERVED = 2
 RESERVED_LABELS = ("(missing)", "(unseen)")
 
 #: How a numeric field is turned into the model's input (see `zoo.data.preprocess`).
-NUMERIC_ENCODINGS = ("standard", "robust", "quantile_normal", "none")
+NUMERIC_ENCODINGS = ("standard", "robust", "quantile_normal", "smooth_clip", "none")
 INDICATOR = "indicator"  # the encoding of a `<field>__missing` 0/1 column
+SPECIAL = "special"  # the encoding of a `<field>__is_<code>` 0/1 column (zoo/data/special.py)
 
 
 @dataclass(frozen=True)
@@ -52,9 +53,11 @@ class CrossField:
 class NumericField:
     """A numeric input column of `x_num` with what it takes to read it in raw units.
 
-    `encoding` is one of NUMERIC_ENCODINGS, or "indicator" for the 0/1 missing flag of `source`.
-    `quantiles` are raw training values at evenly spaced probabilities (0, ..., 1): they invert
-    quantile-normal encoding and give bin edges for piecewise-linear embeddings.
+    `encoding` is one of NUMERIC_ENCODINGS, "indicator" for the 0/1 missing flag of `source`, or
+    "special" for the 0/1 flag of `source` holding the special code `code`. `quantiles` are raw
+    training values at evenly spaced probabilities (0, ..., 1): they invert quantile-normal
+    encoding and give bin edges for piecewise-linear embeddings. `special_values` are codes read as
+    missing (each with its own flag), left out of every statistic.
     """
 
     name: str
@@ -66,10 +69,13 @@ class NumericField:
     missing_indicator: bool = False
     source: str | None = None
     quantiles: tuple[float, ...] = ()
+    special_values: tuple[float, ...] = ()
+    code: float | None = None
 
     @property
     def is_indicator(self) -> bool:
-        return self.encoding == INDICATOR
+        """A 0/1 flag derived from another field: missing, or holding a special code."""
+        return self.encoding in (INDICATOR, SPECIAL)
 
     def encode(self, raw: np.ndarray | float) -> np.ndarray:
         """Raw values (missing as NaN) -> model input, exactly as the preprocessing does."""
@@ -139,6 +145,13 @@ class FeatureSpec:
     def numeric_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.numeric)
 
+    def numeric_bins(self, kind: str | None, names: Sequence[str] | None = None) -> list[list[float]] | None:
+        """Bin edges per numeric field (all, or those named) when `kind` is piecewise-linear."""
+        if kind != "piecewise_linear":
+            return None
+        fields = self.numeric if names is None else [self.field(n) for n in names]
+        return [f.bin_edges() for f in fields]  # type: ignore[union-attr]
+
     @property
     def raw_numeric(self) -> tuple[NumericField, ...]:
         """The numeric fields that are data columns (not missing indicators): `x_raw`'s columns."""
@@ -185,6 +198,8 @@ class FeatureSpec:
                     "missing_indicator": f.missing_indicator,
                     "source": f.source,
                     "quantiles": list(f.quantiles),
+                    "special_values": list(f.special_values),
+                    "code": f.code,
                 }
                 for f in self.numeric
             ],
@@ -212,8 +227,14 @@ class FeatureSpec:
             f = dict(f)
             clip = f.pop("clip", None)
             quantiles = f.pop("quantiles", ())
+            special = f.pop("special_values", ())  # absent in runs made before special values
             numeric.append(
-                NumericField(**f, clip=tuple(clip) if clip is not None else None, quantiles=tuple(quantiles))
+                NumericField(
+                    **f,
+                    clip=tuple(clip) if clip is not None else None,
+                    quantiles=tuple(quantiles),
+                    special_values=tuple(special),
+                )
             )
         groups = dict(data.get("groups") or {})
         for part in ("wide", "deep"):  # the first format kept the routing as two keys

@@ -1,8 +1,10 @@
 """Synthetic credit data with planted signal, so models can be checked on what they should find.
 
-Two modes: "interactions" plants categorical interactions with no marginal effect, which only models
+Three modes: "interactions" plants categorical interactions with no marginal effect, which only models
 that cross fields see; "trees" plants step effects on heavy-tailed amounts and counts, which tree
-models find easily and linear models and MLPs on standardised inputs find hard.
+models find easily and linear models and MLPs on standardised inputs find hard; "messy" writes a
+credit file with the pathologies of real ones (sentinel codes, unit errors in amounts, integer-coded
+categories, missing values that depend on other columns, threshold effects, label noise).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from zoo.errors import ZooError
 
 __all__ = ["MODES", "make_synthetic", "planted_pairs"]
 
-MODES = ("interactions", "trees")
+MODES = ("interactions", "trees", "messy")
 
 # Category codes come from uniform integers in [0, GRID) mapped through a lookup table, so the
 # sampling frequencies are exactly counts / GRID: the weights the double-centring uses.
@@ -323,6 +325,230 @@ def _make_trees(
     return pd.DataFrame(columns)
 
 
+# mode="messy": the columns in frame order (then the target). Sentinel columns are small-valued
+# numbers with a code for "unknown" written into a share sentinel_rate of rows; the code's own
+# effect on the logit (unknown is mildly riskier, as in bureau data) is the second entry.
+_MESSY_NUMERIC = (
+    "age",
+    "income",
+    "loan_amount",
+    "revolving_balance",
+    "debt_to_income",
+    "utilisation",
+    "n_late_payments",
+    "months_since_last_delinq",
+    "n_inquiries_6m",
+    "n_dependents",
+    "months_employed",
+    "months_at_address",
+    "has_mortgage",
+    "is_self_employed",
+    "prior_default",
+    "has_phone",
+)
+_MESSY_CODES = ("region_code", "product_code")  # integer-coded categories, stored as int16
+_SENTINELS = {
+    "months_since_last_delinq": (999.0, 0.6),
+    "n_inquiries_6m": (99.0, 0.3),
+    "n_dependents": (9.0, 0.2),
+    "months_employed": (-1.0, 0.4),
+    "months_at_address": (999_999.0, 0.2),
+}
+# Non-monotone in the code, so a model that reads the codes as numbers finds little.
+_REGION_EFFECTS = np.array([0.0, 0.7, -0.5, 0.2, 0.9, -0.6, 0.3, -0.3, 0.6, -0.8, 0.1, 0.5], dtype=np.float32)
+_PRODUCT_CODES = np.array([10, 20, 30, 40, 50], dtype=np.int16)
+_PRODUCT_SHARES = (0.35, 0.25, 0.2, 0.12, 0.08)
+_PRODUCT_EFFECTS = np.array([-0.3, 0.6, -0.5, 0.8, 0.0], dtype=np.float32)
+_SELF_EMPLOYED_SHARE = 0.12
+_UNIT_ERROR_SHARE = 0.003  # times tail: amounts typed in cents, 100x the true value
+# A share missing_rate of a column goes missing on average, more often where the weight is higher.
+_INCOME_MISSING_WEIGHTS = (4.0, 2.0)  # self-employed; product 50 (small online loans, income not asked)
+_EMPLOYMENT_MISSING_WEIGHT = 3.0  # applicants under 25
+_MAX_MESSY_MISSING = 0.2  # the largest weighted share stays below 1 up to here
+
+
+def _erlang_cdf(x: float, shape: int, scale: float) -> float:
+    """P(G < x) for G ~ Gamma(shape, scale) with a whole shape: the share of ages below a cut-off."""
+    z = x / scale
+    return 1.0 - math.exp(-z) * sum(z**k / math.factorial(k) for k in range(shape))
+
+
+def _heavy_amounts(
+    rng: np.random.Generator, n: int, median: float, sigma: float, alpha: float, tail: float
+) -> np.ndarray:
+    """Lognormal x Pareto amounts, log-spread scaled by tail: median * exp(tail * (sigma Z + E / alpha))."""
+    z = rng.standard_normal(n)
+    e = rng.exponential(1.0, n)  # log(1 + Lomax(alpha)) = E / alpha: the Pareto tail of index alpha
+    return median * np.exp(tail * (sigma * z + e / alpha))
+
+
+def _messy_columns(rng: np.random.Generator, n: int, tail: float) -> dict[str, np.ndarray]:
+    """The true values of the messy credit columns (float64), before codes, unit errors and gaps."""
+    age = np.minimum(np.floor(18 + rng.gamma(4.0, 5.0, n)), 85)
+    income = np.round(_heavy_amounts(rng, n, 36_000, 0.45, 2.5, tail), -2)
+    loan_amount = np.maximum(np.round(_heavy_amounts(rng, n, 10_000, 0.6, 3.0, tail), -1), 500)
+    balance = np.where(rng.random(n) < 0.25, 0.0, np.round(_heavy_amounts(rng, n, 3_000, 1.0, 3.0, tail)))
+    n_late = rng.negative_binomial(0.5, 0.45, n).astype(np.float64)
+    since = np.minimum(np.floor(rng.gamma(1.5, 20.0, n)), 240)
+    return {
+        "age": age,
+        "income": income,
+        "loan_amount": loan_amount,
+        "revolving_balance": balance,
+        "debt_to_income": rng.gamma(3.0, 0.11, n),  # a ratio: a few above 1
+        "utilisation": np.where(balance > 0, 1.15 * rng.beta(0.9, 1.4, n), 0.0),  # over the limit above 1
+        "n_late_payments": n_late,
+        "months_since_last_delinq": np.where(n_late > 0, since, np.nan),  # never late: no such month
+        "n_inquiries_6m": rng.poisson(1.2, n).astype(np.float64),
+        "n_dependents": np.minimum(rng.poisson(0.8, n), 6).astype(np.float64),
+        "months_employed": np.minimum(np.floor(rng.exponential(60.0, n)), (age - 16) * 12),
+        "months_at_address": np.minimum(np.floor(rng.exponential(70.0, n)), (age - 18) * 12),
+        "has_mortgage": (rng.random(n) < 0.35).astype(np.float64),
+        "is_self_employed": (rng.random(n) < _SELF_EMPLOYED_SHARE).astype(np.float64),
+        "prior_default": (rng.random(n) < 0.05).astype(np.float64),
+        "has_phone": (rng.random(n) < 0.85).astype(np.float64),
+    }
+
+
+def _messy_logit(true: dict[str, np.ndarray], codes: dict[str, np.ndarray], step_effect: float) -> np.ndarray:
+    """The planted logit (before noise and intercept): threshold steps, smooth log-amount effects,
+    non-monotone code effects (region, product, purpose) and the flags, all on the true values."""
+    late = true["n_late_payments"]
+    recent = (late > 0) & (np.nan_to_num(true["months_since_last_delinq"], nan=np.inf) < 12)
+    steps = (
+        1.5 * (true["debt_to_income"] > 0.43)
+        + 1.5 * (true["utilisation"] > 0.9)
+        + 2.0 * (late >= 3)
+        + 1.5 * true["prior_default"]
+        + 0.8 * recent
+    )
+    smooth = (
+        -1.0 * np.log(true["income"] / 36_000)
+        + 0.6 * np.log(true["loan_amount"] / 10_000)
+        + 0.25 * np.log1p(true["revolving_balance"] / 1_000)
+        - 0.015 * (true["age"] - 40)
+        - 0.35 * np.log1p(true["months_employed"] / 12)
+        + 0.25 * true["n_inquiries_6m"]
+        + 0.15 * true["n_dependents"]
+        - 0.1 * np.log1p(true["months_at_address"] / 12)
+    )
+    flags = 0.4 * true["is_self_employed"] - 0.3 * true["has_mortgage"]
+    effects = (
+        _REGION_EFFECTS[codes["region_code"] - 1]
+        + _PRODUCT_EFFECTS[codes["product_index"]]
+        + _PURPOSE_EFFECTS[codes["purpose"]]
+    )
+    return (step_effect * steps + smooth + flags + effects).astype(np.float32)
+
+
+def _messy_missing(
+    rng: np.random.Generator, true: dict[str, np.ndarray], codes: dict[str, np.ndarray], missing_rate: float
+) -> dict[str, np.ndarray]:
+    """Missing-at-random masks: income more often for the self-employed and product 50, months
+    employed more often under 25; each averages missing_rate over the population."""
+    n = true["age"].shape[0]
+    self_employed, small = _INCOME_MISSING_WEIGHTS
+    income_w = (
+        1 + (self_employed - 1) * true["is_self_employed"] + (small - 1) * (codes["product_index"] == 4)
+    )
+    income_mean = 1 + (self_employed - 1) * _SELF_EMPLOYED_SHARE + (small - 1) * _PRODUCT_SHARES[4]
+    young_w = 1 + (_EMPLOYMENT_MISSING_WEIGHT - 1) * (true["age"] < 25)
+    young_mean = 1 + (_EMPLOYMENT_MISSING_WEIGHT - 1) * _erlang_cdf(7.0, 4, 5.0)  # age < 25: gamma < 7
+    return {
+        "income": rng.random(n) < missing_rate * income_w / income_mean,
+        "months_employed": rng.random(n) < missing_rate * young_w / young_mean,
+    }
+
+
+def _flip_labels(rng: np.random.Generator, label: np.ndarray, label_noise: float, bad_rate: float) -> None:
+    """Flip a share label_noise of labels in place, half each way in expectation, so the bad rate stays."""
+    n = label.shape[0]
+    flip_bad = label_noise / (2 * bad_rate)
+    flip_good = label_noise / (2 * (1 - bad_rate))
+    flip = rng.random(n) < np.where(label == 1, flip_bad, flip_good)
+    label[flip] = 1 - label[flip]
+
+
+def _make_messy(
+    *,
+    n_rows: int,
+    bad_rate: float,
+    step_effect: float,
+    sentinel_rate: float,
+    tail: float,
+    label_noise: float,
+    noise: float,
+    missing_rate: float,
+    seed: int,
+    target: str,
+) -> pd.DataFrame:
+    """A credit file with the pathologies of real ones (mode="messy"); docs/datasets.md has the table.
+
+    Logit = step_effect * (1.5 [debt_to_income > 0.43] + 1.5 [utilisation > 0.9]
+      + 2 [n_late_payments >= 3] + 1.5 prior_default + 0.8 [last delinquency < 12 months ago])
+      - log(income / 36000) + 0.6 log(loan_amount / 10000) + 0.25 log1p(revolving_balance / 1000)
+      - 0.015 (age - 40) - 0.35 log1p(months_employed / 12) - 0.1 log1p(months_at_address / 12)
+      + 0.25 n_inquiries_6m + 0.15 n_dependents
+      + 0.4 is_self_employed - 0.3 has_mortgage + region and product effects (non-monotone in the code)
+      + each sentinel's own effect where it is written + noise * N(0, 1), on the true values;
+    the intercept is solved for bad_rate, and a share label_noise of labels is flipped (half each
+    way). What the frame shows differs from the truth: sentinel codes replace a share sentinel_rate
+    of five small-valued columns, a share 0.003 * tail of incomes, loan amounts and balances are
+    100x (typed in cents), and income and months_employed go missing at random (missing_rate).
+    """
+    _check_target(target, [*_MESSY_NUMERIC, *_MESSY_CODES, "purpose"])
+    if label_noise > 2 * min(bad_rate, 1 - bad_rate):
+        raise ZooError(
+            f"label_noise={label_noise!r} must be at most 2 * min(bad_rate, 1 - bad_rate) = "
+            f"{2 * min(bad_rate, 1 - bad_rate):g}: flips go half each way, so the bad rate stays {bad_rate:g}"
+        )
+    # Separate streams, so one knob moves only its own draws: the model, the features, the sentinel
+    # rows, the outcome, the label flips and the missing cells.
+    streams = np.random.default_rng(seed).spawn(6)
+    model_rng, feature_rng, sentinel_rng, outcome_rng, flip_rng, missing_rng = streams
+    region_grid = _category_counts(model_rng, len(_REGION_EFFECTS))
+    purpose_grid = _category_counts(model_rng, len(_PURPOSES))
+    product_counts = np.round(np.array(_PRODUCT_SHARES) * _GRID).astype(np.int64)
+
+    true = _messy_columns(feature_rng, n_rows, tail)
+    codes = {
+        "region_code": _draw_codes(feature_rng, *region_grid, n_rows).astype(np.int16) + 1,
+        "product_index": _draw_codes(feature_rng, product_counts, _GRID, n_rows),
+        "purpose": _draw_codes(feature_rng, *purpose_grid, n_rows),
+    }
+    unit_error = {
+        name: feature_rng.random(n_rows) < _UNIT_ERROR_SHARE * tail
+        for name in ("income", "loan_amount", "revolving_balance")
+    }
+    sentinel = {name: sentinel_rng.random(n_rows) < sentinel_rate for name in _SENTINELS}
+
+    logit = _messy_logit(true, codes, step_effect)
+    for name, (_, effect) in _SENTINELS.items():
+        logit += np.float32(effect) * sentinel[name]
+    if noise > 0:
+        logit += np.float32(noise) * outcome_rng.standard_normal(n_rows, dtype=np.float32)
+    logit += np.float32(_intercept(logit, bad_rate))
+    label = (outcome_rng.random(n_rows, dtype=np.float32) < _sigmoid(logit)).astype(np.int8)
+    if label_noise > 0:
+        _flip_labels(flip_rng, label, label_noise, bad_rate)
+
+    shown = dict(true)
+    for name, wrong in unit_error.items():
+        shown[name] = np.where(wrong, 100 * shown[name], shown[name])
+    if missing_rate > 0:
+        for name, gap in _messy_missing(missing_rng, true, codes, missing_rate).items():
+            shown[name] = np.where(gap, np.nan, shown[name])
+    for name, (code, _) in _SENTINELS.items():  # after the gaps: a sentinel row keeps its code
+        shown[name] = np.where(sentinel[name], code, shown[name])
+
+    columns: dict[str, object] = {name: shown[name].astype(np.float32) for name in _MESSY_NUMERIC}
+    columns["region_code"] = codes["region_code"]
+    columns["product_code"] = _PRODUCT_CODES[codes["product_index"]]
+    columns["purpose"] = pd.Categorical.from_codes(codes["purpose"], categories=list(_PURPOSES))
+    columns[target] = label
+    return pd.DataFrame(columns)
+
+
 def _check_target(target: object, feature_names: list[str]) -> None:
     if not isinstance(target, str) or not target:
         raise ZooError(f"target must be a non-empty column name, got {target!r}")
@@ -362,12 +588,18 @@ def make_synthetic(
     seed: int = 0,
     target: str = "default",
     step_effect: float = 1.0,
+    sentinel_rate: float = 0.05,
+    tail: float = 1.0,
+    label_noise: float = 0.05,
 ) -> pd.DataFrame:
     """Credit-like frame with planted signal; by default `cat_i` (Categorical), `num_j` float32, target int8.
 
     mode="trees" builds a different frame, described in `_make_trees`: readable credit columns with
     step effects (scaled by step_effect), then n_numeric noise numerics and n_categorical noise
-    categoricals. Parameters only the other mode uses must keep their defaults.
+    categoricals. mode="messy", described in `_make_messy`, writes a credit file with sentinel
+    codes (sentinel_rate), heavy tails (tail), integer-coded categories, missing values that depend
+    on other columns (missing_rate), threshold effects (step_effect) and flipped labels
+    (label_noise). Parameters that only other modes use must keep their defaults.
 
     mode="interactions" (the default) plants this signal, on the logit scale:
       - numeric: sum_j beta_j * num_j with num_j ~ N(0, 1); the first ceil(n_numeric / 2) fields
@@ -392,9 +624,34 @@ def make_synthetic(
     n_rows = _check_int("n_rows", n_rows, 1)
     n_categorical = _check_int("n_categorical", n_categorical, 0)
     n_numeric = _check_int("n_numeric", n_numeric, 0)
+    if mode == "messy":
+        _check_unused(
+            mode,
+            n_categorical=n_categorical,
+            n_numeric=n_numeric,
+            cardinality=cardinality,
+            main_effect=main_effect,
+            interaction_pairs=interaction_pairs,
+            interaction_strength=interaction_strength,
+            categorical_main_effect=categorical_main_effect,
+        )
+        return _make_messy(
+            n_rows=n_rows,
+            bad_rate=_check_real("bad_rate", bad_rate, 0, 1, open_low=True, open_high=True),
+            step_effect=_check_real("step_effect", step_effect, 0, math.inf),
+            sentinel_rate=_check_real("sentinel_rate", sentinel_rate, 0, 0.5),
+            tail=_check_real("tail", tail, 0, 3, open_low=True),
+            label_noise=_check_real("label_noise", label_noise, 0, 0.5),
+            noise=_check_real("noise", noise, 0, math.inf),
+            missing_rate=_check_real("missing_rate", missing_rate, 0, _MAX_MESSY_MISSING),
+            seed=_check_int("seed", seed, 0),
+            target=target,
+        )
+    messy_only = {"sentinel_rate": sentinel_rate, "tail": tail, "label_noise": label_noise}
     if mode == "trees":
         _check_unused(
             mode,
+            **messy_only,
             main_effect=main_effect,
             interaction_pairs=interaction_pairs,
             interaction_strength=interaction_strength,
@@ -412,7 +669,7 @@ def make_synthetic(
             seed=_check_int("seed", seed, 0),
             target=target,
         )
-    _check_unused(mode, step_effect=step_effect)
+    _check_unused(mode, step_effect=step_effect, **messy_only)
     if n_categorical + n_numeric == 0:
         raise ZooError("n_categorical + n_numeric must be >= 1, got 0 fields")
     cards = _cardinalities(cardinality, n_categorical)

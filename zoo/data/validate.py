@@ -140,6 +140,36 @@ def infer_roles(frame: pd.DataFrame, roles: Mapping[str, Iterable[str]] | None) 
     return out
 
 
+def integer_categories(
+    frame: pd.DataFrame, roles: dict[str, str], rows: np.ndarray, max_distinct: Any
+) -> list[str]:
+    """Inferred numeric columns that take 3 to `max_distinct` integer values on training rows
+    (region, product or grade codes) become categorical; returns their names.
+
+    Only columns whose role was inferred move: a role given in dataset.roles is kept.
+    """
+    if max_distinct is None:
+        return []
+    if isinstance(max_distinct, bool) or not isinstance(max_distinct, int) or max_distinct < 3:
+        raise ZooError(
+            f"dataset.integer_categories={max_distinct!r}, expected null (off) or an integer >= 3: "
+            "the most distinct integer values a numeric column may have to be read as categories"
+        )
+    moved = []
+    for name, role in roles.items():
+        if role != "numeric":
+            continue
+        column = frame[name]
+        if not pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype):
+            continue
+        values = column.to_numpy(dtype=np.float64, na_value=np.nan)[rows]
+        values = values[np.isfinite(values)]
+        if values.size and np.all(values == np.round(values)) and 3 <= np.unique(values).size <= max_distinct:
+            roles[name] = "categorical"
+            moved.append(name)
+    return moved
+
+
 def check_features(
     frame: pd.DataFrame, roles: Mapping[str, str], *, allow_empty: bool = False
 ) -> pd.DataFrame:

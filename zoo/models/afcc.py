@@ -24,7 +24,16 @@ from torch import nn
 
 from zoo.data.spec import FeatureSpec
 from zoo.models.base import Batch, CreditModel
-from zoo.nn import MLP, SENET, AttentionPooling, CrossCompression, FieldEmbedding
+from zoo.nn import (
+    MLP,
+    SENET,
+    AttentionPooling,
+    CrossCompression,
+    FieldEmbedding,
+    embed_flat,
+    flat_width,
+    make_numeric_embedding,
+)
 from zoo.outputs import write_csv
 from zoo.plots import plot_ranking
 
@@ -54,6 +63,7 @@ class AFCC(CreditModel):
         hidden: Sequence[int] = (256, 128),
         numeric_hidden: Sequence[int] = (128, 64),
         dropout: float = 0.2,
+        numeric_embedding: str | None = None,
         learning_rate: float = 1e-3,
         weight_decay: float = 1e-4,
     ) -> None:
@@ -77,7 +87,12 @@ class AFCC(CreditModel):
             self.slot_attention = AttentionPooling(d_embedding, d_attention=d_attention, activation="tanh")
         self.fused = MLP(2 * m * d_embedding, list(hidden), dropout=dropout) if m else None
         # CHOICE: the numeric MLP uses the same ReLU and dropout as the fused one.
-        self.numeric = MLP(spec.n_numeric, list(numeric_hidden), dropout=dropout) if spec.n_numeric else None
+        self.numeric_embedding = numeric_embedding
+        self.embed_numeric = make_numeric_embedding(
+            numeric_embedding, spec.n_numeric, d_embedding, bins=spec.numeric_bins(numeric_embedding)
+        )
+        d_numeric = flat_width(self.embed_numeric, spec.n_numeric)
+        self.numeric = MLP(d_numeric, list(numeric_hidden), dropout=dropout) if spec.n_numeric else None
         d_head = (self.fused.d_out if self.fused else 0) + (self.numeric.d_out if self.numeric else 0)
         if d_head == 0:
             raise ValueError("feature_spec has no categorical and no numeric field, expected at least one")
@@ -108,7 +123,7 @@ class AFCC(CreditModel):
                 h = h * (h.shape[1] * self.slot_attention.weights(h))[..., None]
             parts.append(self.fused(h.flatten(1)))
         if self.numeric is not None:
-            parts.append(self.numeric(batch["x_num"]))
+            parts.append(self.numeric(embed_flat(self.embed_numeric, batch["x_num"])))
         return self.head(torch.cat(parts, dim=1)).squeeze(-1)
 
     @torch.no_grad()

@@ -113,6 +113,7 @@ class ARMNet(CreditModel):
         mlp_layers: int = 2,
         mlp_width: int = 256,
         dropout: float = 0.0,
+        numeric_embedding: str | None = None,
         learning_rate: float = 5e-3,
         weight_decay: float = 0.0,
     ) -> None:
@@ -122,7 +123,14 @@ class ARMNet(CreditModel):
         spec = self.feature_spec
         # One token per field: categorical embeddings, numerics as x_j v_j, as the authors' Embedding
         # (embedding of the feature id times its value).
-        self.tokens = FieldTokens(spec.cardinalities, spec.n_numeric, d_embedding)
+        self.numeric_embedding = numeric_embedding
+        self.tokens = FieldTokens(
+            spec.cardinalities,
+            spec.n_numeric,
+            d_embedding,
+            numeric_embedding=numeric_embedding,
+            bins=spec.numeric_bins(numeric_embedding),
+        )
         if self.tokens.n_fields == 0:
             raise ValueError("feature_spec has no categorical and no numeric field, expected at least one")
         self.neurons = ExponentialNeurons(

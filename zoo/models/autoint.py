@@ -33,6 +33,7 @@ class AutoInt(CreditModel):
         d_attention: int = 64,
         residual: bool = True,
         dropout: float = 0.0,
+        numeric_embedding: str | None = None,
         learning_rate: float = 1e-3,
         weight_decay: float = 1e-4,
     ) -> None:
@@ -40,7 +41,14 @@ class AutoInt(CreditModel):
         if n_layers < 1:
             raise ValueError(f"n_layers={n_layers}, expected a positive integer")
         spec = self.feature_spec
-        self.tokens = FieldTokens(spec.cardinalities, spec.n_numeric, d_embedding)
+        self.numeric_embedding = numeric_embedding
+        self.tokens = FieldTokens(
+            spec.cardinalities,
+            spec.n_numeric,
+            d_embedding,
+            numeric_embedding=numeric_embedding,
+            bins=spec.numeric_bins(numeric_embedding),
+        )
         widths = [d_embedding] + [d_attention] * n_layers
         layers = [
             FieldAttention(d, n_heads=n_heads, d_attention=d_attention, residual=residual, dropout=dropout)

@@ -23,7 +23,7 @@ from torch import nn
 
 from zoo.data.spec import FeatureSpec
 from zoo.models.base import Batch, CreditModel
-from zoo.nn import MLP, FieldEmbedding, NumericTokenizer
+from zoo.nn import MLP, FieldEmbedding, numeric_tokens
 
 
 class CNN(CreditModel):
@@ -40,6 +40,7 @@ class CNN(CreditModel):
         kernel_size: int = 3,
         hidden: Sequence[int] = (64,),
         dropout: float = 0.2,
+        numeric_embedding: str | None = None,
         learning_rate: float = 1e-3,
         weight_decay: float = 1e-4,
     ) -> None:
@@ -59,7 +60,10 @@ class CNN(CreditModel):
         # CHOICE: numeric tokens carry a bias per field (x_j w_j + b_j, as FT-Transformer's
         # tokenizer): the shared kernels and the global pooling know a field only by its token,
         # and without b_j a value at the training mean (or a missing one) would be the zero token.
-        self.tokenize = NumericTokenizer(spec.n_numeric, d_embedding, bias=True)
+        self.numeric_embedding = numeric_embedding
+        self.tokenize = numeric_tokens(
+            numeric_embedding, spec.n_numeric, d_embedding, bins=spec.numeric_bins(numeric_embedding)
+        )
         layers: list[nn.Module] = []
         width = d_embedding
         for c in (int(c) for c in channels):

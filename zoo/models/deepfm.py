@@ -31,13 +31,21 @@ class DeepFM(CreditModel):
         d_embedding: int = 8,
         hidden: Sequence[int] = (256, 128),
         dropout: float = 0.2,
+        numeric_embedding: str | None = None,
         learning_rate: float = 1e-3,
         weight_decay: float = 1e-4,
     ) -> None:
         super().__init__(feature_spec=feature_spec, learning_rate=learning_rate, weight_decay=weight_decay)
         spec = self.feature_spec
         self.first_order = FirstOrder(spec.cardinalities, spec.n_numeric)
-        self.tokens = FieldTokens(spec.cardinalities, spec.n_numeric, d_embedding)
+        self.numeric_embedding = numeric_embedding
+        self.tokens = FieldTokens(
+            spec.cardinalities,
+            spec.n_numeric,
+            d_embedding,
+            numeric_embedding=numeric_embedding,
+            bins=spec.numeric_bins(numeric_embedding),
+        )
         self.interaction = FMInteraction()
         self.deep = MLP(self.tokens.n_fields * d_embedding, list(hidden), dropout=dropout, d_out=1)
 

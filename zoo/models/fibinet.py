@@ -16,7 +16,16 @@ import torch
 
 from zoo.data.spec import FeatureSpec
 from zoo.models.base import Batch, CreditModel
-from zoo.nn import MLP, SENET, BilinearInteraction, FieldTokens, FirstOrder
+from zoo.nn import (
+    MLP,
+    SENET,
+    BilinearInteraction,
+    FieldTokens,
+    FirstOrder,
+    embed_flat,
+    flat_width,
+    make_numeric_embedding,
+)
 
 
 class FiBiNET(CreditModel):
@@ -34,6 +43,7 @@ class FiBiNET(CreditModel):
         hidden: Sequence[int] = (256, 128),
         dropout: float = 0.2,
         numeric_tokens: bool = False,
+        numeric_embedding: str | None = None,
         learning_rate: float = 1e-3,
         weight_decay: float = 1e-4,
     ) -> None:
@@ -44,7 +54,21 @@ class FiBiNET(CreditModel):
         # (DeepCTR); `numeric_tokens` makes each one a field token of SENET and the bilinear layer
         # instead. The paper's data (Criteo, Avazu) has its numerics discretised into fields.
         self.numeric_tokens = numeric_tokens
-        self.tokens = FieldTokens(spec.cardinalities, spec.n_numeric if numeric_tokens else 0, d_embedding)
+        self.numeric_embedding = numeric_embedding
+        bins = spec.numeric_bins(numeric_embedding)
+        self.tokens = FieldTokens(
+            spec.cardinalities,
+            spec.n_numeric if numeric_tokens else 0,
+            d_embedding,
+            numeric_embedding=numeric_embedding,
+            bins=bins if numeric_tokens else None,
+        )
+        # Numerics that are not tokens join the deep part, as encoded or embedded.
+        self.embed_numeric = (
+            None
+            if numeric_tokens
+            else make_numeric_embedding(numeric_embedding, spec.n_numeric, d_embedding, bins=bins)
+        )
         f = self.tokens.n_fields
         # NOTE: a single field has no pair: the combination layer is empty and the MLP reads the
         # embedding itself, so the model stays defined (the paper assumes many fields).
@@ -55,7 +79,7 @@ class FiBiNET(CreditModel):
         self.bilinear = BilinearInteraction(paired, d_embedding, kind=kind)
         self.bilinear_reweighted = BilinearInteraction(paired, d_embedding, kind=kind)
         d_in = 2 * self.n_pairs * d_embedding if self.n_pairs else f * d_embedding
-        d_in += 0 if numeric_tokens else spec.n_numeric
+        d_in += 0 if numeric_tokens else flat_width(self.embed_numeric, spec.n_numeric)
         self.deep = MLP(d_in, list(hidden), dropout=dropout, d_out=1)
 
     def forward(self, batch: Batch) -> torch.Tensor:
@@ -65,5 +89,5 @@ class FiBiNET(CreditModel):
             e = torch.cat([self.bilinear(e), self.bilinear_reweighted(self.senet(e))], dim=1)
         combined = e.flatten(1)
         if not self.numeric_tokens:
-            combined = torch.cat([combined, x_num], dim=1)
+            combined = torch.cat([combined, embed_flat(self.embed_numeric, x_num)], dim=1)
         return self.first_order(x_cat, x_num) + self.deep(combined).squeeze(-1)

@@ -38,7 +38,7 @@ from torch import nn
 
 from zoo.data.spec import FeatureSpec
 from zoo.models.base import Batch, CreditModel, Output
-from zoo.nn import FieldEmbedding
+from zoo.nn import FieldEmbedding, embed_flat, flat_width, make_numeric_embedding
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +59,16 @@ class WeakLearner(nn.Module):
         d_embedding: int,
         hidden: Sequence[int],
         d_previous: int,
+        numeric_embedding: str | None = None,
+        bins: Sequence[Sequence[float]] | None = None,
     ) -> None:
         super().__init__()
         # CHOICE: each learner embeds the categoricals with its own table (a factorised first
         # layer over their one-hot encoding): a table shared by all learners would move the
         # inputs of the frozen ones while a new learner is fitted.
         self.embed = FieldEmbedding(cardinalities, d_embedding)
-        d_in = len(cardinalities) * d_embedding + n_numeric + d_previous
+        self.embed_numeric = make_numeric_embedding(numeric_embedding, n_numeric, d_embedding, bins=bins)
+        d_in = len(cardinalities) * d_embedding + flat_width(self.embed_numeric, n_numeric) + d_previous
         if d_in - d_previous < 1:
             raise ValueError("feature_spec has no categorical and no numeric field, expected at least one")
         self.input_norm = nn.BatchNorm1d(d_in) if d_previous else None
@@ -81,7 +84,7 @@ class WeakLearner(nn.Module):
     def forward(
         self, x_cat: torch.Tensor, x_num: torch.Tensor, previous: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        parts = [self.embed(x_cat).flatten(1), x_num]
+        parts = [self.embed(x_cat).flatten(1), embed_flat(self.embed_numeric, x_num)]
         if previous is not None:
             parts.append(previous)
         x = torch.cat(parts, dim=1)
@@ -104,6 +107,7 @@ class GrowNet(CreditModel):
         epochs_per_stage: int = 8,
         correct_epochs: int = 4,
         initial_boost_rate: float = 1.0,
+        numeric_embedding: str | None = None,
         learning_rate: float = 3e-3,
         weight_decay: float = 0.0,
     ) -> None:
@@ -129,6 +133,8 @@ class GrowNet(CreditModel):
                 d_embedding=d_embedding,
                 hidden=hidden,
                 d_previous=hidden[-1] if k else 0,
+                numeric_embedding=numeric_embedding,
+                bins=spec.numeric_bins(numeric_embedding),
             )
             for k in range(n_stages)
         )

@@ -9,7 +9,7 @@ import torch
 
 from zoo.data.spec import FeatureSpec
 from zoo.models.base import Batch, CreditModel
-from zoo.nn import MLP, FieldEmbedding, NumericEmbedding
+from zoo.nn import MLP, FieldEmbedding, embed_flat, flat_width, make_numeric_embedding
 
 
 class DNN(CreditModel):
@@ -40,19 +40,14 @@ class DNN(CreditModel):
         # Numerics enter as they are, or through a learned embedding (Gorishniy et al. 2022):
         # piecewise-linear on the training quantiles the spec carries, or periodic.
         self.numeric_embedding = numeric_embedding
-        self.embed_numeric: NumericEmbedding | None = None
-        d_numeric = spec.n_numeric
-        if numeric_embedding is not None and spec.n_numeric:
-            bins = [f.bin_edges() for f in spec.numeric] if numeric_embedding == "piecewise_linear" else None
-            self.embed_numeric = NumericEmbedding(numeric_embedding, spec.n_numeric, d_embedding, bins=bins)
-            d_numeric = spec.n_numeric * d_embedding
+        self.embed_numeric = make_numeric_embedding(
+            numeric_embedding, spec.n_numeric, d_embedding, bins=spec.numeric_bins(numeric_embedding)
+        )
+        d_numeric = flat_width(self.embed_numeric, spec.n_numeric)
         self.mlp = MLP(n_fields * d_embedding + d_numeric, list(hidden), dropout=dropout, d_out=1)
 
     def forward(self, batch: Batch) -> torch.Tensor:
-        x_num = batch["x_num"]
-        if self.embed_numeric is not None:
-            x_num = self.embed_numeric(x_num).flatten(1)
-        parts = [self.embed(batch["x_cat"]).flatten(1), x_num]
+        parts = [self.embed(batch["x_cat"]).flatten(1), embed_flat(self.embed_numeric, batch["x_num"])]
         if self.use_crosses:
             parts.append(self.embed_crosses(batch["x_cross"]).flatten(1))
         return self.mlp(torch.cat(parts, dim=1)).squeeze(-1)

@@ -92,7 +92,9 @@ class GroupEmbedding(nn.Module):
     the value (`FieldTokens`), so a value at the training mean adds a zero vector.
     """
 
-    def __init__(self, spec: FeatureSpec, fields: Sequence[str], d_embedding: int) -> None:
+    def __init__(
+        self, spec: FeatureSpec, fields: Sequence[str], d_embedding: int, numeric_embedding: str | None = None
+    ) -> None:
         super().__init__()
         index = spec.indices(fields)
         self.cat_index, self.cross_index, self.num_index = index["x_cat"], index["x_cross"], index["x_num"]
@@ -100,7 +102,14 @@ class GroupEmbedding(nn.Module):
         cardinalities += [spec.cross_cardinalities[i] for i in self.cross_index]
         # CHOICE: numerics as bias-free tokens x_j v_j and the zoo's initialisation (embeddings
         # N(0, 0.05), numeric vectors U(+-1/sqrt(d))); the authors initialise N(0, 0.01).
-        self.tokens = FieldTokens(cardinalities, len(self.num_index), d_embedding)
+        numeric = [spec.numeric[i].name for i in self.num_index]
+        self.tokens = FieldTokens(
+            cardinalities,
+            len(self.num_index),
+            d_embedding,
+            numeric_embedding=numeric_embedding,
+            bins=spec.numeric_bins(numeric_embedding, numeric),
+        )
 
     def forward(self, batch: Batch) -> torch.Tensor:
         categorical = select(batch["x_cat"], self.cat_index)
@@ -124,6 +133,7 @@ class NCF(CreditModel):
         n_factors: int = 8,
         layers: Sequence[int] = (64, 32, 16, 8),
         dropout: float = 0.0,
+        numeric_embedding: str | None = None,
         learning_rate: float = 5e-3,
         weight_decay: float = 0.0,
     ) -> None:
@@ -145,13 +155,14 @@ class NCF(CreditModel):
             )
         # GMF and MLP have embeddings of their own (NeuMF, section 3.4: "separate embeddings").
         # CHOICE: trained jointly from scratch, without the paper's pre-trained GMF and MLP.
-        self.gmf_user = GroupEmbedding(spec, self.user_fields, n_factors)
-        self.gmf_item = GroupEmbedding(spec, self.item_fields, n_factors)
+        self.numeric_embedding = numeric_embedding
+        self.gmf_user = GroupEmbedding(spec, self.user_fields, n_factors, numeric_embedding)
+        self.gmf_item = GroupEmbedding(spec, self.item_fields, n_factors, numeric_embedding)
         # CHOICE: `layers` as in the authors' code (NeuMF.py --layers [64,32,16,8]): the first
         # width is the concatenated [p_u; q_i], so each side's MLP vector has layers[0] / 2 entries
         # and the ReLU tower is 32-16-8; the last width is the MLP's predictive factors.
-        self.mlp_user = GroupEmbedding(spec, self.user_fields, layers[0] // 2)
-        self.mlp_item = GroupEmbedding(spec, self.item_fields, layers[0] // 2)
+        self.mlp_user = GroupEmbedding(spec, self.user_fields, layers[0] // 2, numeric_embedding)
+        self.mlp_item = GroupEmbedding(spec, self.item_fields, layers[0] // 2, numeric_embedding)
         # CHOICE: optional dropout after each hidden layer (the paper has none: dropout 0.0).
         self.mlp = MLP(layers[0], layers[1:], dropout=dropout)
         self.head = nn.Linear(n_factors + self.mlp.d_out, 1)

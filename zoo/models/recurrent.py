@@ -24,7 +24,7 @@ from torch import nn
 
 from zoo.data.spec import FeatureSpec
 from zoo.models.base import Batch, CreditModel
-from zoo.nn import FieldEmbedding, NumericTokenizer
+from zoo.nn import FieldEmbedding, numeric_tokens
 
 CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM}
 
@@ -47,6 +47,7 @@ class Recurrent(CreditModel):
         hidden_size: int = 64,
         n_layers: int = 1,
         dropout: float = 0.2,
+        numeric_embedding: str | None = None,
         learning_rate: float = 1e-3,
         weight_decay: float = 1e-4,
     ) -> None:
@@ -70,7 +71,10 @@ class Recurrent(CreditModel):
         self.embed = FieldEmbedding(spec.cardinalities, d_embedding)
         # CHOICE: numeric tokens carry a bias per field (x_j w_j + b_j, as FT-Transformer's
         # tokenizer), so a value at the training mean (or a missing one) is not the zero token.
-        self.tokenize = NumericTokenizer(spec.n_numeric, d_embedding, bias=True)
+        self.numeric_embedding = numeric_embedding
+        self.tokenize = numeric_tokens(
+            numeric_embedding, spec.n_numeric, d_embedding, bins=spec.numeric_bins(numeric_embedding)
+        )
         # CHOICE: torch's cells as they are (tanh for the RNN, zero initial state, one direction);
         # with n_layers > 1, `dropout` also acts between the layers (torch's own option).
         self.recurrent = CELLS[cell](

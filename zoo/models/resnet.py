@@ -19,7 +19,7 @@ from torch import nn
 
 from zoo.data.spec import FeatureSpec
 from zoo.models.base import Batch, CreditModel
-from zoo.nn import FieldEmbedding
+from zoo.nn import FieldEmbedding, embed_flat, flat_width, make_numeric_embedding
 
 
 class ResidualBlock(nn.Module):
@@ -58,6 +58,7 @@ class ResNet(CreditModel):
         d_hidden_multiplier: float = 2.0,
         hidden_dropout: float = 0.15,
         residual_dropout: float = 0.15,
+        numeric_embedding: str | None = None,
         learning_rate: float = 3e-3,
         weight_decay: float = 1e-4,
     ) -> None:
@@ -75,7 +76,11 @@ class ResNet(CreditModel):
         spec = self.feature_spec
         # As the paper's ResNet (and DNN here): categorical embeddings, flattened beside the numerics.
         self.embed = FieldEmbedding(spec.cardinalities, d_embedding)
-        d_in = spec.n_categorical * d_embedding + spec.n_numeric
+        self.numeric_embedding = numeric_embedding
+        self.embed_numeric = make_numeric_embedding(
+            numeric_embedding, spec.n_numeric, d_embedding, bins=spec.numeric_bins(numeric_embedding)
+        )
+        d_in = spec.n_categorical * d_embedding + flat_width(self.embed_numeric, spec.n_numeric)
         if d_in == 0:
             raise ValueError("feature_spec has no categorical and no numeric field, expected at least one")
         self.stem = nn.Linear(d_in, d_block)
@@ -87,7 +92,8 @@ class ResNet(CreditModel):
         self.head = nn.Sequential(nn.BatchNorm1d(d_block), nn.ReLU(), nn.Linear(d_block, 1))
 
     def forward(self, batch: Batch) -> torch.Tensor:
-        x = torch.cat([self.embed(batch["x_cat"]).flatten(1), batch["x_num"]], dim=1)
+        x_num = embed_flat(self.embed_numeric, batch["x_num"])
+        x = torch.cat([self.embed(batch["x_cat"]).flatten(1), x_num], dim=1)
         x = self.stem(x)
         for block in self.blocks:
             x = block(x)

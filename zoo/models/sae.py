@@ -31,7 +31,7 @@ from torch import nn
 
 from zoo.data.spec import FeatureSpec
 from zoo.models.base import Batch, CreditModel
-from zoo.nn import FieldEmbedding
+from zoo.nn import FieldEmbedding, embed_flat, flat_width, make_numeric_embedding
 from zoo.outputs import write_csv
 
 #: The reconstruction loss of each layer and pretraining epoch, written with every `sae` run.
@@ -68,9 +68,9 @@ class TabularDecoder(nn.Module):
         return error
 
 
-def encoder_input(embed: FieldEmbedding, batch: Batch) -> torch.Tensor:
-    """x_0: the flattened categorical embeddings and the encoded numerics, [B, m * d + n]."""
-    return torch.cat([embed(batch["x_cat"]).flatten(1), batch["x_num"]], dim=1)
+def encoder_input(embed: FieldEmbedding, embed_numeric: nn.Module | None, batch: Batch) -> torch.Tensor:
+    """x_0: the flattened categorical embeddings and the (embedded) numerics, [B, m * d + n (* d)]."""
+    return torch.cat([embed(batch["x_cat"]).flatten(1), embed_flat(embed_numeric, batch["x_num"])], dim=1)
 
 
 class StackedAutoencoder(CreditModel):
@@ -85,6 +85,7 @@ class StackedAutoencoder(CreditModel):
         noise: float = 0.2,
         pretrain_epochs: int = 20,
         dropout: float = 0.1,
+        numeric_embedding: str | None = None,
         learning_rate: float = 3e-3,
         weight_decay: float = 1e-4,
     ) -> None:
@@ -104,7 +105,11 @@ class StackedAutoencoder(CreditModel):
         self.noise = noise
         self.pretrain_epochs = pretrain_epochs
         self.embed = FieldEmbedding(spec.cardinalities, d_embedding)
-        sizes = [spec.n_categorical * d_embedding + spec.n_numeric, *widths]
+        self.numeric_embedding = numeric_embedding
+        self.embed_numeric = make_numeric_embedding(
+            numeric_embedding, spec.n_numeric, d_embedding, bins=spec.numeric_bins(numeric_embedding)
+        )
+        sizes = [spec.n_categorical * d_embedding + flat_width(self.embed_numeric, spec.n_numeric), *widths]
         self.encoder = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes, sizes[1:], strict=False))
         # CHOICE: dropout after each encoder layer while fine-tuning (none while pretraining,
         # where masking noise is the corruption).
@@ -132,7 +137,7 @@ class StackedAutoencoder(CreditModel):
 
     def code(self, batch: Batch) -> torch.Tensor:
         """h_K: the input through every encoder layer (dropout in training mode)."""
-        h = encoder_input(self.embed, batch)
+        h = encoder_input(self.embed, self.embed_numeric, batch)
         for linear in self.encoder:
             h = self.dropout(torch.relu(linear(h)))
         return h
@@ -182,10 +187,12 @@ class StackedAutoencoder(CreditModel):
         """Per-row error of layer k's denoising autoencoder, float[B]: the data for layer 1
         (embeddings trained with it), the frozen code of the layers below for the others."""
         if k == 0:
-            code = torch.relu(self.encoder[0](self.corrupt(encoder_input(self.embed, batch))))
+            code = torch.relu(
+                self.encoder[0](self.corrupt(encoder_input(self.embed, self.embed_numeric, batch)))
+            )
             return decoder.loss(decoder(code), batch)
         with torch.no_grad():
-            x = encoder_input(self.embed, batch)
+            x = encoder_input(self.embed, self.embed_numeric, batch)
             for linear in self.encoder[:k]:
                 x = torch.relu(linear(x))
         decoded = decoder(torch.relu(self.encoder[k](self.corrupt(x))))

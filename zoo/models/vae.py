@@ -28,7 +28,7 @@ from torch import nn
 from zoo.data.spec import FeatureSpec
 from zoo.models.base import Batch, CreditModel, Output
 from zoo.models.sae import TabularDecoder, encoder_input
-from zoo.nn import MLP, FieldEmbedding
+from zoo.nn import MLP, FieldEmbedding, flat_width, make_numeric_embedding
 
 
 class SupervisedVAE(CreditModel):
@@ -43,6 +43,7 @@ class SupervisedVAE(CreditModel):
         d_embedding: int = 8,
         beta: float = 0.1,
         kl_warmup_steps: int = 200,
+        numeric_embedding: str | None = None,
         learning_rate: float = 5e-3,
         weight_decay: float = 1e-4,
     ) -> None:
@@ -60,7 +61,13 @@ class SupervisedVAE(CreditModel):
         self.beta = beta
         self.kl_warmup_steps = kl_warmup_steps
         self.embed = FieldEmbedding(spec.cardinalities, d_embedding)
-        self.encoder = MLP(spec.n_categorical * d_embedding + spec.n_numeric, widths)
+        self.numeric_embedding = numeric_embedding
+        self.embed_numeric = make_numeric_embedding(
+            numeric_embedding, spec.n_numeric, d_embedding, bins=spec.numeric_bins(numeric_embedding)
+        )
+        self.encoder = MLP(
+            spec.n_categorical * d_embedding + flat_width(self.embed_numeric, spec.n_numeric), widths
+        )
         self.mu = nn.Linear(widths[-1], d_latent)
         self.log_var = nn.Linear(widths[-1], d_latent)
         self.decoder = MLP(d_latent, widths[::-1])
@@ -76,7 +83,7 @@ class SupervisedVAE(CreditModel):
 
     def encode(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """The approximate posterior q(z | x): mean and log-variance, each [B, d_latent]."""
-        h = self.encoder(encoder_input(self.embed, batch))
+        h = self.encoder(encoder_input(self.embed, self.embed_numeric, batch))
         return self.mu(h), self.log_var(h)
 
     def forward(self, batch: Batch) -> Output:

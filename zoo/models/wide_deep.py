@@ -20,7 +20,7 @@ from torch import nn
 from zoo.data.spec import FeatureSpec
 from zoo.models.base import Batch, CreditModel
 from zoo.models.linear import WIDE_WEIGHTS_FILE, wide_weights_table
-from zoo.nn import MLP, FieldEmbedding, OneHotLinear, select
+from zoo.nn import MLP, FieldEmbedding, OneHotLinear, embed_flat, flat_width, make_numeric_embedding, select
 from zoo.outputs import write_csv
 
 
@@ -42,6 +42,7 @@ class WideDeep(CreditModel):
         hidden: Sequence[int] = (256, 128, 64),
         d_embedding: int = 8,
         dropout: float = 0.2,
+        numeric_embedding: str | None = None,
         learning_rate: float = 3e-3,
         wide_learning_rate: float | None = 3e-2,
         weight_decay: float = 1e-4,
@@ -76,7 +77,16 @@ class WideDeep(CreditModel):
         self.deep_embed = FieldEmbedding(deep_cardinalities, d_embedding)
         self.deep_embed_crosses = FieldEmbedding(deep_cross_cardinalities, d_embedding)
         n_embedded = len(self.deep_index["x_cat"]) + len(self.deep_index["x_cross"])
-        d_in = n_embedded * d_embedding + len(self.deep_index["x_num"])
+        # Deep numerics as encoded, or through a numeric embedding (zoo.nn.make_numeric_embedding).
+        deep_numeric = [spec.numeric[i].name for i in self.deep_index["x_num"]]
+        self.numeric_embedding = numeric_embedding
+        self.embed_numeric = make_numeric_embedding(
+            numeric_embedding,
+            len(deep_numeric),
+            d_embedding,
+            bins=spec.numeric_bins(numeric_embedding, deep_numeric),
+        )
+        d_in = n_embedded * d_embedding + flat_width(self.embed_numeric, len(deep_numeric))
         self.deep = MLP(d_in, list(hidden), dropout=dropout)
 
         # Fusion: one linear layer over [x_wide, x_deep]. Its weights on x_wide are the wide
@@ -118,7 +128,7 @@ class WideDeep(CreditModel):
         """x_deep: the last hidden layer of the MLP, float[B, hidden[-1]]."""
         parts = [
             self.deep_embed(select(batch["x_cat"], self.deep_index["x_cat"])).flatten(1),
-            select(batch["x_num"], self.deep_index["x_num"]),
+            embed_flat(self.embed_numeric, select(batch["x_num"], self.deep_index["x_num"])),
         ]
         if self.deep_index["x_cross"]:
             crosses = select(batch["x_cross"], self.deep_index["x_cross"])

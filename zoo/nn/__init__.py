@@ -4,7 +4,15 @@ from zoo.nn.attention import AttentionPooling, FieldAttention
 from zoo.nn.embeddings import FieldEmbedding, OneHotLinear
 from zoo.nn.interactions import SENET, BilinearInteraction, CrossCompression, FMInteraction
 from zoo.nn.mlp import MLP, FeatureWiseLinear
-from zoo.nn.numeric import NumericEmbedding, NumericTokenizer, bins_from_edges
+from zoo.nn.numeric import (
+    NumericEmbedding,
+    NumericTokenizer,
+    bins_from_edges,
+    embed_flat,
+    flat_width,
+    make_numeric_embedding,
+    numeric_tokens,
+)
 from zoo.nn.tokens import FieldTokens, FirstOrder
 from zoo.nn.utils import select
 
@@ -24,5 +32,9 @@ __all__ = [
     "NumericTokenizer",
     "OneHotLinear",
     "bins_from_edges",
+    "embed_flat",
+    "flat_width",
+    "make_numeric_embedding",
+    "numeric_tokens",
     "select",
 ]

@@ -8,6 +8,7 @@ Learning", through the authors' `rtdl_num_embeddings` package.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Literal
 
@@ -139,9 +140,13 @@ class NumericEmbedding(nn.Module):
             )
         else:
             assert bins is not None
-            self.embedding = rtdl_num_embeddings.PiecewiseLinearEmbeddings(
-                bins_from_edges(bins), d_embedding, activation=activation, version=version
-            )
+            with warnings.catch_warnings():
+                # 0/1 indicators and near-constant fields have one bin by design: rtdl's note on it
+                # ("the same as MinMaxScaler") is expected, not something a user can act on.
+                warnings.filterwarnings("ignore", message=".*has just two bin edges.*")
+                self.embedding = rtdl_num_embeddings.PiecewiseLinearEmbeddings(
+                    bins_from_edges(bins), d_embedding, activation=activation, version=version
+                )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 2 or x.shape[1] != self.n_features:
@@ -149,3 +154,53 @@ class NumericEmbedding(nn.Module):
         if self.embedding is None:
             return x.new_zeros(x.shape[0], 0, self.d_embedding)
         return self.embedding(x)
+
+
+# --- the one setting every neural model reads its numerics through -----------------------------
+
+
+def check_numeric_embedding(kind: str | None) -> str | None:
+    """A model's `numeric_embedding` setting: None (numerics as encoded) or one of KINDS."""
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"numeric_embedding={kind!r}, expected null or one of {list(KINDS)}")
+    return kind
+
+
+def make_numeric_embedding(
+    kind: str | None, n_features: int, d_embedding: int, *, bins: Sequence[Sequence[float]] | None = None
+) -> NumericEmbedding | None:
+    """The embedding a flat-input model puts in front of its numerics, or None for none.
+
+    Flat models (MLPs over a concatenation) read numerics as `embed_flat(embedding, x)`:
+    float[B, n] as encoded, or float[B, n * d] through the embedding.
+    """
+    kind = check_numeric_embedding(kind)
+    if kind is None or n_features == 0:
+        return None
+    return NumericEmbedding(kind, n_features, d_embedding, bins=bins)  # type: ignore[arg-type]
+
+
+def embed_flat(embedding: nn.Module | None, x: torch.Tensor) -> torch.Tensor:
+    """Numerics for a flat input: as they are, or embedded and flattened to [B, n * d]."""
+    return x if embedding is None else embedding(x).flatten(1)
+
+
+def flat_width(embedding: NumericEmbedding | None, n_features: int) -> int:
+    """How many columns `embed_flat` gives for n numeric fields."""
+    return n_features if embedding is None else n_features * embedding.d_embedding
+
+
+def numeric_tokens(
+    kind: str | None,
+    n_features: int,
+    d_embedding: int,
+    *,
+    bins: Sequence[Sequence[float]] | None = None,
+    bias: bool = True,
+) -> nn.Module:
+    """One d-vector per numeric field, float[B, n] -> float[B, n, d], for token models: linear tokens
+    x_j w_j (+ b_j) when `kind` is None (the models' papers), else the chosen embedding."""
+    kind = check_numeric_embedding(kind)
+    if kind is None or n_features == 0:
+        return NumericTokenizer(n_features, d_embedding, bias=bias)
+    return NumericEmbedding(kind, n_features, d_embedding, bins=bins)  # type: ignore[arg-type]

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from zoo.nn.embeddings import FieldEmbedding, OneHotLinear
-from zoo.nn.numeric import NumericTokenizer
+from zoo.nn.numeric import numeric_tokens
 
 
 class FieldTokens(nn.Module):
@@ -16,13 +16,22 @@ class FieldTokens(nn.Module):
 
     Every field, categorical or numeric, is one token; a numeric token scales a learned vector by
     the value (FM, Rendle 2010; AutoInt, Song et al. 2019, Eq. 2), so a value at the training mean
-    (and a missing one, imputed there) gives a zero token.
+    (and a missing one, imputed there) gives a zero token. `numeric_embedding` replaces those
+    linear tokens by an embedding of Gorishniy et al. 2022 (`zoo.nn.numeric_tokens`).
     """
 
-    def __init__(self, cardinalities: Sequence[int], n_numeric: int, d_embedding: int) -> None:
+    def __init__(
+        self,
+        cardinalities: Sequence[int],
+        n_numeric: int,
+        d_embedding: int,
+        *,
+        numeric_embedding: str | None = None,
+        bins: Sequence[Sequence[float]] | None = None,
+    ) -> None:
         super().__init__()
         self.embed = FieldEmbedding(cardinalities, d_embedding)
-        self.tokenize = NumericTokenizer(n_numeric, d_embedding, bias=False)
+        self.tokenize = numeric_tokens(numeric_embedding, n_numeric, d_embedding, bins=bins, bias=False)
         self.n_fields = self.embed.n_fields + n_numeric
         self.d_embedding = d_embedding
 

