@@ -61,7 +61,19 @@ ZOO_OTHER = ("lr", "lr_cross", "catboost")
 PEERS = ("catboost_direct", "lightgbm", "sklearn_lr_quantile", "realmlp_td", "tabm_d")
 #: Explanations at their cheapest: the suite reads only the predictions.
 QUICK = ["explain.permutation_repeats=1", "explain.top_fields=1", "explain.max_rows=200", "explain.reasons=0"]
-CSV_FIELDS = ["dataset", "model", "variant", "fold", "n_folds", "seed", "auc", "brier", "logloss", "seconds", "note"]
+CSV_FIELDS = [
+    "dataset",
+    "model",
+    "variant",
+    "fold",
+    "n_folds",
+    "seed",
+    "auc",
+    "brier",
+    "logloss",
+    "seconds",
+    "note",
+]
 
 
 def model_overrides(model: str, extra: list[str]) -> list[str]:
@@ -77,7 +89,9 @@ def model_overrides(model: str, extra: list[str]) -> list[str]:
 
 
 def run_zoo(model: str, dataset: str, fold: parity.Fold, n_folds: int, k: int, seed: int, extra: list[str]):
-    overrides = parity.zoo_overrides(model, dataset, n_folds, k, seed, [*QUICK, *model_overrides(model, extra)])
+    overrides = parity.zoo_overrides(
+        model, dataset, n_folds, k, seed, [*QUICK, *model_overrides(model, extra)]
+    )
     cfg = parity.compose_cfg(overrides)
     with tempfile.TemporaryDirectory(prefix="suite-") as tmp:
         run_dir = Path(tmp) / "run"
@@ -176,7 +190,10 @@ def run(args: argparse.Namespace) -> None:
         row = {"dataset": ds, "model": m, "variant": variant, "fold": k, "n_folds": args.n_folds,
                "seed": args.seed, **metrics, "seconds": round(seconds, 1), "note": note}  # fmt: skip
         append_row(args.out, row)
-        print(f"{ds:<22} fold {k} {m:<20} {variant:<10} AUC {metrics['auc']:.4f} {seconds:6.1f}s {note}", flush=True)
+        print(
+            f"{ds:<22} fold {k} {m:<20} {variant:<10} AUC {metrics['auc']:.4f} {seconds:6.1f}s {note}",
+            flush=True,
+        )
 
 
 # --- the tables ---------------------------------------------------------------------------------
@@ -187,7 +204,9 @@ def summary(rows: list[dict[str, Any]]) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     for column in ("auc", "brier", "fold"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce")
-    frame["entry"] = np.where(frame["variant"] == "peer", frame["model"], frame["model"] + "@" + frame["variant"])
+    frame["entry"] = np.where(
+        frame["variant"] == "peer", frame["model"], frame["model"] + "@" + frame["variant"]
+    )
     grouped = frame.groupby(["entry", "dataset"])
     return grouped.agg(auc=("auc", "mean"), std=("auc", "std"), brier=("brier", "mean"), n=("auc", "count"))
 
@@ -232,7 +251,9 @@ def tables(rows: list[dict[str, Any]], reference: str = "catboost_direct", basel
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--datasets", nargs="+", default=list(SUITE))
     parser.add_argument("--models", nargs="+", default=[*NEURAL, *ZOO_OTHER, *PEERS])
     parser.add_argument("--variant", default="default", help="label of the zoo settings in the tables")

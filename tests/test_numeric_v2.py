@@ -182,7 +182,9 @@ def test_integer_categories_respect_given_roles_and_reject_bad_values():
     dm.build()
     assert dm.roles["region"] == "numeric" and dm.roles["months"] == "numeric"  # months: many values
     for bad in (2, "ten", 2.5, True):
-        with pytest.raises(ZooError, match=r"dataset.integer_categories=.*expected null \(off\) or an integer"):
+        with pytest.raises(
+            ZooError, match=r"dataset.integer_categories=.*expected null \(off\) or an integer"
+        ):
             CreditDataModule({**DATASET, "integer_categories": bad}, frame=frame, seed=0).build()
 
 
@@ -201,7 +203,9 @@ def _models_with_numeric_embedding() -> list[str]:
 def test_every_neural_model_takes_the_setting():
     names = set(_models_with_numeric_embedding())
     families = {n: registry.get(n).family for n in registry.names()}
-    neural = {n for n, fam in families.items() if fam in ("neural", "interaction") and n not in ("lr", "lr_cross")}
+    neural = {
+        n for n, fam in families.items() if fam in ("neural", "interaction") and n not in ("lr", "lr_cross")
+    }
     assert neural - names == set(), f"neural models without numeric_embedding: {sorted(neural - names)}"
 
 

@@ -21,6 +21,8 @@ CONFIG_FILE = "config.yaml"
 CHECKPOINT_FILE = "checkpoints/best.ckpt"
 CALIBRATION_FILE = "calibration.json"
 RELIABILITY_FILE = "reliability.csv"
+#: In a tuning trial's directory with sweep.objective_folds: each fold's optimised metric and their mean.
+OBJECTIVE_FILE = "objective.json"
 #: In a multirun's sweep directory: one JSON record per failed job (written by zoo-train).
 FAILURES_DIR = "failures"
 

@@ -20,7 +20,9 @@ FAIL (Optuna turns a NaN value into a failed trial; the 1.4 sweeper has no PRUNE
         median: {n_startup_trials: 5, n_warmup_steps: 2}
         successive_halving: {min_resource: 2, reduction_factor: 3}
 
-A run that is not a trial of an Optuna sweep with persistent storage gets no callback.
+A run that is not a trial of an Optuna sweep with persistent storage gets no callback. With
+`sweep.objective_folds` = k > 1 a trial trains k fold runs (zoo.train.train_folds); fold 0 alone
+reports (so every trial's curve is on the same split), and a pruned fold 0 ends the trial.
 """
 
 from __future__ import annotations
@@ -157,11 +159,14 @@ def pruned_epoch(trainer: pl.Trainer) -> int | None:
 
 def pruning_callbacks(cfg: DictConfig) -> list[pl.Callback]:
     """`[OptunaPruning]` when this run is a trial of an Optuna sweep with persistent storage and
-    `sweep.pruner` is set, else `[]` (a plain run, another sweeper, or an in-memory study)."""
+    `sweep.pruner` is set, else `[]` (a plain run, another sweeper, an in-memory study, or a fold
+    after the first of a trial averaging `sweep.objective_folds`)."""
     sweep = cfg.get("sweep") or {}
     name = sweep.get("pruner")
     if not name:
         return []
+    if (sweep.get("objective_folds") or 1) > 1 and int(cfg.data.fold) > 0:
+        return []  # a trial averaging folds is compared with the others on fold 0's curve alone
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 

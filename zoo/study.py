@@ -38,7 +38,15 @@ from omegaconf import OmegaConf
 from zoo.errors import ZooError
 from zoo.outputs import write_atomic, write_text
 from zoo.pruning import PRUNED_ATTR
-from zoo.sweeps import ERROR_ATTR, HOST_ATTR, PID_ATTR, RUN_DIR_ATTR, WORKER_ATTR
+from zoo.sweeps import (
+    ERROR_ATTR,
+    FOLD_VALUES_ATTR,
+    FOLDS_ATTR,
+    HOST_ATTR,
+    PID_ATTR,
+    RUN_DIR_ATTR,
+    WORKER_ATTR,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -50,7 +58,16 @@ STORAGE_FILES = ("study.db", "study.log")
 #: experiment slot it fills.
 NOT_EXPORTED = ("hparams_search", "experiment", "sweep")
 #: Trial user attributes zoo writes (the sweeper's own are the sweep command's fixed overrides).
-ZOO_ATTRS = (RUN_DIR_ATTR, ERROR_ATTR, HOST_ATTR, PID_ATTR, WORKER_ATTR, PRUNED_ATTR)
+ZOO_ATTRS = (
+    RUN_DIR_ATTR,
+    ERROR_ATTR,
+    HOST_ATTR,
+    PID_ATTR,
+    WORKER_ATTR,
+    PRUNED_ATTR,
+    FOLDS_ATTR,
+    FOLD_VALUES_ATTR,
+)
 
 
 def resolve_storage(text: str) -> tuple[Any, str]:
@@ -171,6 +188,9 @@ def format_summary(study: optuna.Study, storage_label: str) -> str:
         lines.append(f"best: none ({reason})")
         return "\n".join(lines)
     lines.append(f"best: trial {best.number}, value {best.value:.6f}")
+    if FOLD_VALUES_ATTR in best.user_attrs:  # sweep.objective_folds: the value is their mean
+        values = ", ".join("-" if v is None else f"{v:.6f}" for v in best.user_attrs[FOLD_VALUES_ATTR])
+        lines.append(f"  mean of {best.user_attrs.get(FOLDS_ATTR)} folds: {values}")
     lines += [f"  {name} = {value}" for name, value in best.params.items()]
     if RUN_DIR_ATTR in best.user_attrs:
         lines.append(f"  run directory: {best.user_attrs[RUN_DIR_ATTR]}")

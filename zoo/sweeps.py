@@ -18,6 +18,10 @@
   direction, fails the trials a killed process left RUNNING, and writes each job's run directory,
   and a failed job's error, onto its trial.
 - `check_sweep_job`: zoo-train refuses, inside a sweep, a DDP trainer that would re-run the sweep.
+- `objective_folds`: `sweep.objective_folds` checked; with k > 1 each job trains folds 0..k-1 of a
+  k-fold split (`fold_config`, one run directory `fold<i>/` each) and returns their mean
+  (`zoo.train.train_folds`); `TrialRecorder` copies the per-fold values from the job's
+  `objective.json` onto its trial and refuses to resume a study with another number of folds.
 """
 
 from __future__ import annotations
@@ -53,6 +57,15 @@ ERROR_ATTR = "error"
 HOST_ATTR = "host"
 PID_ATTR = "pid"
 WORKER_ATTR = "worker"
+#: The number of folds a trial's value averages (absent: one split), and each fold's value.
+FOLDS_ATTR = "objective_folds"
+FOLD_VALUES_ATTR = "fold_values"
+#: Split settings that objective_folds cannot be combined with: each defines the split itself.
+_OWN_SPLITS = {
+    "split_column": "a predefined split has a single validation part",
+    "fold_column": "the fold column defines folds of its own",
+    "date_column": "an out-of-time split keeps one validation period; random folds would mix periods",
+}
 
 
 def register_resolvers() -> None:
@@ -285,6 +298,67 @@ def check_sweep_job(trainer: Any) -> None:
     )
 
 
+def objective_folds(cfg: Any) -> int:
+    """`sweep.objective_folds` checked against the run's split settings: the number of folds each
+    trial's objective averages (1 when null: one validation split, as without it)."""
+    sweep = cfg.get("sweep") or {}
+    value = sweep.get("objective_folds")
+    if value is None:
+        return 1
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ZooError(
+            f"sweep.objective_folds={value!r}, expected null or a whole number of folds >= 2 "
+            f"(1 is the same as null: one validation split)"
+        )
+    if value == 1:
+        return 1
+    data = cfg.get("data") or {}
+    unset = {"n_folds": (None,), "fold": (None, 0)}  # their defaults in conf/config.yaml
+    given = [f"data.{key}={data.get(key)!r}" for key, empty in unset.items() if data.get(key) not in empty]
+    if given:
+        raise ZooError(
+            f"sweep.objective_folds={value} sets data.n_folds={value} and data.fold=0..{value - 1} "
+            f"itself; drop {' and '.join(given)}"
+        )
+    for key, why in _OWN_SPLITS.items():
+        if data.get(key):
+            raise ZooError(
+                f"sweep.objective_folds={value} cannot be combined with data.{key}={data.get(key)!r}: "
+                f"{why}; drop one of them"
+            )
+    return value
+
+
+def fold_config(cfg: DictConfig, folds: int, fold: int) -> DictConfig:
+    """The config of fold `fold` of a `folds`-fold objective: the job's config with data.n_folds and
+    data.fold set, and nothing else changed (the folds of a trial are one variant to a leaderboard)."""
+    import copy
+
+    from omegaconf import open_dict
+
+    fold_cfg = copy.deepcopy(cfg)
+    with open_dict(fold_cfg):
+        fold_cfg.data.n_folds = folds
+        fold_cfg.data.fold = fold
+    return fold_cfg
+
+
+def check_objective(study: optuna.Study, folds: int) -> None:
+    """A stored study keeps its objective: refuse to add trials averaging another number of folds
+    (a 5-fold mean and a single-split value do not rank each other)."""
+    import optuna
+
+    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    stored = sorted({int(t.user_attrs.get(FOLDS_ATTR, 1)) for t in done})
+    if stored and stored != [folds]:
+        shown = ", ".join("null" if k == 1 else str(k) for k in stored)
+        raise ZooError(
+            f"study {study.study_name!r} has trials with sweep.objective_folds={shown}, but this sweep "
+            f"asks for {'null' if folds == 1 else folds}; keep the study's setting, or name another study "
+            f"(hydra.sweeper.study_name=...) or sweep directory (hydra.sweep.dir=...)"
+        )
+
+
 def _error_text(err: BaseException) -> str:
     """`<type>: <first line of the message>`, at most 500 characters."""
     lines = str(err).strip().splitlines()
@@ -295,7 +369,8 @@ class TrialRecorder(Callback):
     """A Hydra callback for Optuna sweeps with persistent storage. When a sweep starts: stops it on a
     trainer that cannot run in a sweep or a stored study of the other direction, and fails the
     trials a killed sweeper left RUNNING. When a job ends: writes its run directory and, when it
-    failed or returned NaN, its error onto its trial (`study.trials[i].user_attrs`)."""
+    failed or returned NaN, its error onto its trial (`study.trials[i].user_attrs`), and with
+    `sweep.objective_folds` the number of folds and each fold's value."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         study = load_study(config.hydra.sweeper)
@@ -303,8 +378,10 @@ class TrialRecorder(Callback):
         try:
             if launcher_ranks == 1 and "trainer" in config:
                 check_sweep_job(config.trainer)  # every trial would fail on it: stop before the first
+            folds = objective_folds(config)
             if study is not None:
                 check_direction(study, config.hydra.sweeper)
+                check_objective(study, folds)
         except ZooError as err:
             # Hydra turns a callback's exception into a warning; these must stop the sweep.
             print(f"error: {err}", file=sys.stderr)
@@ -342,3 +419,23 @@ class TrialRecorder(Callback):
                 error = f"the job returned NaN for {config.get('optimized_metric')}"
         if error is not None:
             storage.set_trial_user_attr(trial._trial_id, ERROR_ATTR, error)
+        _record_folds(storage, trial._trial_id, run_dir)
+
+
+def _record_folds(storage: Any, trial_id: int, run_dir: Path) -> None:
+    """The number of folds and each fold's value from the job's `objective.json`, onto its trial."""
+    import json
+
+    from zoo.outputs import OBJECTIVE_FILE
+
+    path = run_dir / OBJECTIVE_FILE
+    if not path.is_file():
+        return
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        folds, values = int(record["folds"]), list(record["values"])
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as err:  # JSONDecodeError too
+        log.warning("could not read the fold values in %s: %s", path, err)
+        return
+    storage.set_trial_user_attr(trial_id, FOLDS_ATTR, folds)
+    storage.set_trial_user_attr(trial_id, FOLD_VALUES_ATTR, values)

@@ -31,6 +31,7 @@ from zoo.outputs import (
     CONFIG_FILE,
     FAILURES_DIR,
     METRICS_FILE,
+    OBJECTIVE_FILE,
     PREDICTIONS_FILE,
     PREPROCESSING_FILE,
     RELIABILITY_FILE,
@@ -433,6 +434,53 @@ def train(
     return result
 
 
+def objective_value(result: dict[str, Any], metric: str) -> float:
+    """The value a sweeper gets for a run: `metric` (`val/auc`) from its result; NaN for a run an
+    Optuna pruner stopped (the sweeper records it failed) or a rank other than 0."""
+    if not result or result.get("pruned_at_epoch") is not None:
+        return float("nan")
+    split, _, name = metric.partition("/")
+    return float(result[split][name])
+
+
+def train_folds(cfg: DictConfig, run_dir: Path, folds: int) -> dict[str, Any]:
+    """Train folds 0..folds-1 of a k-fold split one after another, each a complete run in
+    `run_dir/fold<i>/`, and write `objective.json`: each fold's `optimized_metric` and their mean.
+
+    Fold 0 alone reports to an Optuna pruner; when it is pruned the other folds are not trained
+    and the mean is null (the trial's value NaN). Returns what `objective.json` holds.
+    """
+    from zoo.sweeps import fold_config
+
+    metric = str(cfg.optimized_metric)
+    record: dict[str, Any] = {"metric": metric, "folds": folds, "values": [], "mean": None, "run_dirs": []}
+    for fold in range(folds):
+        try:
+            result = train(fold_config(cfg, folds, fold), run_dir / f"fold{fold}")
+        except ZooError as err:
+            raise ZooError(f"sweep.objective_folds={folds}, fold {fold}: {err}") from None
+        if not result:
+            continue  # not global rank 0: rank 0 writes the record
+        record["values"].append(objective_value(result, metric))
+        record["run_dirs"].append(f"fold{fold}")
+        if result.get("pruned_at_epoch") is not None:
+            record["pruned_at_fold"] = fold
+            break
+    if not record["values"]:
+        return {}
+    if "pruned_at_fold" not in record:
+        record["mean"] = float(np.mean(record["values"]))
+    write_json(run_dir / OBJECTIVE_FILE, record)
+    return record
+
+
+def format_folds(record: dict[str, Any]) -> str:
+    """Each fold's optimised metric and their mean, for the terminal."""
+    values = ", ".join(f"{v:.4f}" for v in record["values"])
+    mean = "pruned" if record["mean"] is None else f"{record['mean']:.4f}"
+    return f"{record['metric']} over {record['folds']} folds: {values}; mean {mean}"
+
+
 def write_reliability(run_dir: Path, predictions: dict[str, dict[str, np.ndarray]], *, title: str) -> None:
     """`reliability.csv` (10 bins per split: predicted vs observed bad rate) and a PNG of the test split."""
     tables = [
@@ -538,7 +586,7 @@ def _hydra_app() -> Any:
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode
 
-        from zoo.sweeps import check_sweep_job
+        from zoo.sweeps import check_sweep_job, objective_folds
 
         hydra_cfg = HydraConfig.get()
         run_dir = Path(hydra_cfg.runtime.output_dir)
@@ -548,9 +596,12 @@ def _hydra_app() -> Any:
         try:
             if multirun:
                 check_sweep_job(cfg.trainer)
+            folds = 1  # sweep.objective_folds: a run per fold and objective.json
             if cfg.get("resume"):
                 cfg, last = _resumed(cfg, run_dir, list(hydra_cfg.overrides.task), multirun=multirun)
                 result = train(cfg, run_dir, resume_from=last)
+            elif (folds := objective_folds(cfg)) > 1:
+                result = train_folds(cfg, run_dir, folds)
             else:
                 result = train(cfg, run_dir)
         except ZooError as err:
@@ -575,12 +626,14 @@ def _hydra_app() -> Any:
             clear_failure(hydra_cfg)
         if not result:
             return float("nan")
+        if folds > 1:
+            print(format_folds(result))
+            print(f"run directories: {run_dir}/fold<0..{folds - 1}>")
+            return float("nan") if result["mean"] is None else float(result["mean"])
         print(format_table(result))
         print(f"run directory: {run_dir}")
-        if result.get("pruned_at_epoch") is not None:
-            return float("nan")  # pruned by Optuna: the sweeper records the trial as failed
-        split, _, metric = str(cfg.optimized_metric).partition("/")
-        return float(result[split][metric])
+        # NaN when pruned by Optuna: the sweeper records the trial as failed
+        return objective_value(result, str(cfg.optimized_metric))
 
     return run
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from zoo.errors import ZooError
-from zoo.outputs import METRICS_FILE, PREDICTIONS_FILE
+from zoo.outputs import METRICS_FILE, OBJECTIVE_FILE, PREDICTIONS_FILE
 
 SPLITS = ("train", "val", "test")
 REPLICATE_KEYS = frozenset({"seed", "data.fold"})
@@ -281,13 +281,14 @@ def failed_jobs(root: Path) -> list[FailedJob]:
 
 
 def incomplete_jobs(root: Path, failed: Sequence[FailedJob] = ()) -> list[Path]:
-    """Job directories under root (a `.hydra/` folder inside) with neither metrics.json nor a
-    failure record: killed, or still running."""
+    """Job directories under root (a `.hydra/` folder inside) with neither metrics.json (or, for a
+    tuning trial averaged over folds, objective.json) nor a failure record: killed, or still running."""
     recorded = {(job.path.parent.parent, job.job) for job in failed}
     jobs = []
     for hydra_dir in sorted(Path(root).rglob(".hydra")):
         job_dir = hydra_dir.parent
-        if not hydra_dir.is_dir() or (job_dir / METRICS_FILE).exists():
+        finished = (job_dir / METRICS_FILE).exists() or (job_dir / OBJECTIVE_FILE).exists()
+        if not hydra_dir.is_dir() or finished:
             continue
         if (job_dir.parent, job_dir.name) in recorded:
             continue
