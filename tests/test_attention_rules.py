@@ -16,7 +16,7 @@ import torch
 
 from zoo.models.attention_rules import AttentionRules
 from zoo.predict import predict_file
-from zoo.rules.attention import RuleAttention
+from zoo.rules.attention import AttentionFit, RuleAttention, fit_attention
 from zoo.rules.extract import coverage
 from zoo.rules.select import rule_stats
 from zoo.rules.terms import rules_from_json
@@ -131,6 +131,82 @@ def test_score_is_the_intercept_plus_the_points_of_the_satisfied_rules():
         )
 
 
+def attention_fit(seed: int, device: str = "cpu") -> AttentionFit:
+    """A short fit of the attention network on 160 random rows and 6 random rules."""
+    gen = torch.Generator().manual_seed(11)
+
+    def rows(n: int) -> dict[str, torch.Tensor]:
+        return {
+            "x_cat": torch.randint(0, 5, (n, 2), generator=gen),
+            "x_num": torch.randn(n, 2, generator=gen),
+            "R": torch.rand(n, 6, generator=gen) < 0.4,
+            "y": (torch.rand(n, generator=gen) < 0.3).float(),
+        }
+
+    train_rows, val_rows = rows(160), rows(80)
+    settings = {"d_attention": 4, "hidden": 8, "learning_rate": 1e-2, "l1": 1e-3, "entropy": 1e-3}
+    return fit_attention(
+        train_rows,
+        val_rows,
+        cardinalities=[5, 5],
+        n_numeric=2,
+        batch_size=32,
+        max_epochs=5,
+        patience=5,
+        seed=seed,
+        device=device,
+        **settings,
+    )
+
+
+def test_the_attention_fit_depends_on_its_seed_alone_and_leaves_torch_random_state():
+    before = torch.get_rng_state()
+    first, again, other = attention_fit(1), attention_fit(1), attention_fit(2)
+    assert torch.equal(torch.get_rng_state(), before)
+    np.testing.assert_array_equal(first.weight, again.weight)
+    np.testing.assert_array_equal(first.value, again.value)
+    assert not np.array_equal(first.value, other.value)
+
+
+@pytest.mark.gpu
+def test_the_attention_fit_runs_on_cuda_with_the_cpu_order():
+    on_cpu, on_cuda = attention_fit(1), attention_fit(1, device="cuda")
+    assert on_cuda.epochs == on_cpu.epochs
+    np.testing.assert_allclose(on_cuda.value, on_cpu.value, atol=1e-3)
+
+
+def test_attention_rules_fit_their_network_on_the_module_device(monkeypatch):
+    class Stop(Exception):
+        pass
+
+    devices = []
+
+    def spy(*args, device, **kwargs):
+        devices.append(torch.device(device))
+        raise Stop
+
+    monkeypatch.setattr("zoo.models.attention_rules.fit_attention", spy)
+    spec = tiny_spec(crosses=False)
+    model = make(spec).to("meta")  # no parameters of its own: only its device moves
+    with pytest.raises(Stop):
+        model.fit_model(planted_rows(spec, 300, 2), planted_rows(spec, 150, 3))
+    assert devices == [torch.device("meta")]
+
+
+def test_two_fits_with_the_same_run_seed_give_the_same_rules_and_weights():
+    spec = tiny_spec(crosses=False)
+    train_rows, val_rows = planted_rows(spec, 300, 2), planted_rows(spec, 150, 3)
+
+    def fitted(seed: int) -> dict:
+        model = make(spec, max_epochs=10)
+        model.run_seed = seed  # as the DataModule's seed sets it when a Trainer fits the model
+        return model.fit_model(train_rows, val_rows)
+
+    first, again, other = fitted(0), fitted(0), fitted(1)
+    assert json.dumps(first) == json.dumps(again)
+    assert first["table"]["attention_weight"] != other["table"]["attention_weight"]
+
+
 def test_bad_settings_are_refused():
     spec = tiny_spec()
     with pytest.raises(ValueError, match="ensemble='xgb'"):
@@ -170,3 +246,15 @@ def test_a_run_writes_rules_and_reason_codes(make_cfg, tmp_path):
     assert len(scores) == 1000 and "reasons" not in scores
     assert {"reason_1", "reason_2", "reason_3", "reason_method"} <= set(scores.columns)
     assert (scores["reason_1"] != "").any()
+
+
+def test_lift_in_the_table_is_the_bad_rate_over_the_base_rate_as_for_the_rule_baselines():
+    model, rows = planted_fit()
+    table = pd.DataFrame(model.fitted["table"])
+    covered = coverage(rules_from_json(model.fitted["rules"]), model.feature_spec, rows)
+    y = rows["y"].astype(bool)
+    bad_rate = np.array([y[covered[:, j]].mean() for j in range(covered.shape[1])])
+    np.testing.assert_allclose(table["bad_rate"], bad_rate)
+    # one definition for attention_rules, rulefit and cart: lift = bad rate / base rate (1 = average)
+    np.testing.assert_allclose(table["lift"], bad_rate / y.mean())
+    assert ((table["lift"] > 1) == (table["bad_rate"] > y.mean())).all()

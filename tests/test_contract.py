@@ -11,7 +11,7 @@ from hydra.core.config_store import ConfigStore
 from torch import nn
 
 from zoo import registry
-from zoo.models.base import Batch
+from zoo.models.base import Batch, CreditModel
 from zoo.models.mlp import DNN
 from zoo.testing import (
     CONTRACT_CHECKS,
@@ -145,20 +145,43 @@ BROKEN = [
     (UnusedParameter, check_forward_gives_logits, r"without a gradient .*spare\.weight"),
     (NeedsCategoricals, check_builds_from_edge_specs, "no_categorical"),
     (SqueezesTheBatch, check_batch_of_one, r"shape \(\)"),
-    (NeverLearns, check_learns_planted_signal, "expected a drop"),
+    (NeverLearns, check_learns_planted_signal, r"held-out AUC 0\.500 .*expected at least 0\.7"),
     (ForgetsItsScale, check_checkpoint_round_trip, "differ"),
     (TakesKwargs, check_config_matches_constructor, r"\*\['hparams'\]"),
     (NamesAStrangeField, check_writes_importance, r"fields the spec does not have: \['nope'\]"),
 ]
 
 
-@pytest.mark.parametrize(("cls", "check", "message"), BROKEN, ids=lambda v: getattr(v, "__name__", ""))
-def test_each_check_catches_its_fault(cls, check, message, tmp_path, monkeypatch):
+def register(monkeypatch, cls: type, defaults_of: type = SmallDNN) -> str:
+    """Register `cls` under a name of its own, with `defaults_of`'s hyperparameters as its config."""
     name = f"broken_{cls.__name__.lower()}"
     get = registry.get
     monkeypatch.setattr(registry, "get", lambda n: cls if n == name else get(n))
     store = ConfigStore.instance()
     monkeypatch.setitem(store.repo, "model", dict(store.repo.get("model", {})))
-    store.store(group="model", name=name, node={"name": name, **registry.default_hparams(SmallDNN)})
+    store.store(group="model", name=name, node={"name": name, **registry.default_hparams(defaults_of)})
+    return name
+
+
+@pytest.mark.parametrize(("cls", "check", "message"), BROKEN, ids=lambda v: getattr(v, "__name__", ""))
+def test_each_check_catches_its_fault(cls, check, message, tmp_path, monkeypatch):
     with pytest.raises(AssertionError, match=message):
-        check(name, tmp_path)
+        check(register(monkeypatch, cls), tmp_path)
+
+
+class BiasOnly(CreditModel):
+    """The base rate alone: one bias, started far from it, so its loss falls by half as it learns."""
+
+    def __init__(self, *, feature_spec: Any, learning_rate: float = 0.1, weight_decay: float = 0.0) -> None:
+        super().__init__(feature_spec=feature_spec, learning_rate=learning_rate, weight_decay=weight_decay)
+        self.bias = nn.Parameter(torch.tensor(2.0))
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        return self.bias.expand(len(batch["y"]))
+
+
+def test_a_model_of_the_base_rate_does_not_learn_the_planted_signal(tmp_path, monkeypatch):
+    name = register(monkeypatch, BiasOnly, BiasOnly)
+    with pytest.raises(AssertionError, match=r"held-out AUC 0\.500 .*expected at least 0\.7"):
+        check_learns_planted_signal(name, tmp_path)
+    check_learns_planted_signal("lr", tmp_path)  # a real model, beside it

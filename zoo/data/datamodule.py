@@ -243,6 +243,15 @@ class CreditDataModule(pl.LightningDataModule):
         self.build()
         return {s: int(len(self.arrays[s]["y"])) for s in SPLITS}
 
+    def split_arrays(self, split: str) -> dict[str, np.ndarray]:
+        """Every row of one split as NumPy arrays (`x_raw` too when built with raw values),
+        whatever the loaders drop or shard: what direct-fit models fit on. A copy, so a model
+        that alters its rows leaves the ones the loaders serve intact."""
+        if split not in SPLITS:
+            raise ZooError(f"split {split!r} is not one of {', '.join(SPLITS)}")
+        self.build()
+        return {key: value.copy() for key, value in self.arrays[split].items()}
+
     def setup(self, stage: str | None = None) -> None:
         self.build()
         device = torch.device("cpu")

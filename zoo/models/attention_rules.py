@@ -196,6 +196,7 @@ class AttentionRules(TreeModel):
             max_epochs=self.max_epochs,
             patience=self.patience,
             seed=seed,
+            device=self.device,  # the run's device: the trainer moved this module there
         )
         return fit
 
@@ -294,7 +295,8 @@ class AttentionRules(TreeModel):
                 "points": points,
                 "support": support[chosen],
                 "bad_rate": bad_rate[chosen],
-                "lift": lift[chosen],
+                # bad_rate / base rate, as rulefit and cart report it (select's lift is this - 1)
+                "lift": lift[chosen] + 1.0,
                 "attention_weight": weight[chosen],
                 "value": main.value[chosen],
                 "stability": stability[chosen],

@@ -1,8 +1,9 @@
 """Base for models fitted once outside gradient descent (boosted trees, forests, rule sets).
 
-A subclass implements only `fit_model`, `predict_logit`, `dump` and `load`; this base gathers
-the training and validation rows, hands them over in the data's own terms (`raw_frame`), takes
-no optimiser steps, and stores the fitted model in the checkpoint as bytes.
+A subclass implements only `fit_model`, `predict_logit`, `dump` and `load`; this base hands it
+every row of the training and validation splits (`CreditDataModule.split_arrays`, never a loader,
+which may drop a ragged batch or shard rows across processes), in the data's own terms on request
+(`raw_frame`), takes no optimiser steps, and stores the fitted model in the checkpoint as bytes.
 """
 
 from __future__ import annotations
@@ -28,6 +29,14 @@ def gather(loader: Any) -> Arrays:
         for key, value in batch.items():
             parts.setdefault(key, []).append(value.detach().cpu().numpy())
     return {key: np.concatenate(values) for key, values in parts.items()}
+
+
+def split_arrays(dm: Any) -> tuple[Arrays, Arrays]:
+    """Every training and validation row of a DataModule, from `split_arrays`; a DataModule
+    without that method (not a `CreditDataModule`) gives what its loaders serve."""
+    if callable(getattr(dm, "split_arrays", None)):
+        return dm.split_arrays("train"), dm.split_arrays("val")
+    return gather(dm.train_dataloader()), gather(dm.val_dataloader())
 
 
 def raw_frame(spec: FeatureSpec, arrays: Arrays, *, crosses: bool = False) -> pd.DataFrame:
@@ -62,6 +71,7 @@ class TreeModel(CreditModel):
         super().__init__(feature_spec=feature_spec, learning_rate=learning_rate)
         self.automatic_optimization = False
         self.fitted: Any = None
+        self.run_seed: int | None = None  # the DataModule's seed, set when the fit starts
 
     # --- what a subclass implements ---------------------------------------------------------
 
@@ -88,22 +98,42 @@ class TreeModel(CreditModel):
 
     @property
     def seed(self) -> int:
-        """The run's seed (set by `seed_everything`), for the library's own random state."""
+        """The run's seed: the DataModule's when fitted through one, else torch's initial seed
+        (set by `seed_everything`), for the library's own random state."""
+        if self.run_seed is not None:
+            return int(self.run_seed) % (2**31)
         return int(torch.initial_seed() % (2**31))
 
     # --- the Lightning side -----------------------------------------------------------------
 
-    def _fit_once(self, train_loader: Any, val_loader: Any) -> None:
-        if self.fitted is None:
-            self.fitted = self.fit_model(gather(train_loader), gather(val_loader))
+    def setup(self, stage: str) -> None:
+        """Refuse training across processes before DDP wraps the model.
+
+        CHOICE: refused rather than fitted on every rank. The fit is one process's job (a
+        library's own fit, not gradient steps to average): N ranks would repeat it N times on
+        the same rows for nothing, and torch's DistributedDataParallel rejects a module with no
+        parameter to synchronise anyway, with an error that does not say why."""
+        world = int(getattr(self.trainer, "world_size", 1) or 1)
+        if stage == "fit" and world > 1:
+            raise ZooError(
+                f"model {type(self).__name__} is fitted once on every training row, not trained "
+                f"across processes: trainer world size is {world}, expected 1 (trainer.devices=1, "
+                "trainer.num_nodes=1)"
+            )
 
     def on_fit_start(self) -> None:
+        """Fit once on every training and validation row of the DataModule, if there is one."""
         dm = getattr(self.trainer, "datamodule", None)
-        if dm is not None:
-            self._fit_once(dm.train_dataloader(), dm.val_dataloader())
+        if dm is not None and self.fitted is None:
+            self.run_seed = getattr(dm, "seed", None)
+            self.fitted = self.fit_model(*split_arrays(dm))
 
-    def on_train_start(self) -> None:  # plain dataloaders, no DataModule
-        self._fit_once(self.trainer.train_dataloader, self.trainer.val_dataloaders)
+    def on_train_start(self) -> None:
+        """Plain dataloaders, no DataModule: fit once on what the loaders serve."""
+        if self.fitted is None:
+            self.fitted = self.fit_model(
+                gather(self.trainer.train_dataloader), gather(self.trainer.val_dataloaders)
+            )
 
     def training_step(self, batch: Batch, batch_idx: int) -> None:  # type: ignore[override]
         return None

@@ -85,6 +85,30 @@ def _entropy(attention: torch.Tensor) -> torch.Tensor:
     return -(attention * torch.log(attention.clamp_min(1e-12))).sum(dim=1).mean()
 
 
+def _network(
+    train: dict[str, torch.Tensor],
+    *,
+    cardinalities: list[int],
+    n_numeric: int,
+    d_attention: int,
+    hidden: int,
+    seed: int,
+) -> RuleAttention:
+    """A RuleAttention initialised from `seed` alone, the caller's random state untouched (torch's
+    layers draw their initial weights from the global generator: forked here and restored)."""
+    base_rate = float(train["y"].float().mean().clamp(1e-3, 1 - 1e-3))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return RuleAttention(
+            n_rules=train["R"].shape[1],
+            cardinalities=cardinalities,
+            n_numeric=n_numeric,
+            d_attention=d_attention,
+            hidden=hidden,
+            base_logit=math.log(base_rate / (1 - base_rate)),
+        )
+
+
 def fit_attention(
     train: dict[str, torch.Tensor],
     val: dict[str, torch.Tensor],
@@ -100,27 +124,31 @@ def fit_attention(
     max_epochs: int,
     patience: int,
     seed: int,
+    device: torch.device | str = "cpu",
 ) -> AttentionFit:
-    """Train RuleAttention on `train` (x_cat, x_num, R bool[N, n], y) with Adam, stop when the
-    validation log-loss has not improved for `patience` epochs, keep the best epoch's state."""
+    """Train RuleAttention on `train` (x_cat, x_num, R bool[N, n], y) with Adam on `device`, stop
+    when the validation log-loss has not improved for `patience` epochs, keep the best epoch's
+    state. Initial weights and shuffling come from `seed` alone (a CPU generator, so every device
+    sees the same order); torch's global random state is left as it was. Deterministic kernels
+    follow the run's `trainer.deterministic`, which Lightning sets for the whole fit."""
+    device = torch.device(device)
     generator = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        base_rate = float(train["y"].float().mean().clamp(1e-3, 1 - 1e-3))
-        net = RuleAttention(
-            n_rules=train["R"].shape[1],
-            cardinalities=cardinalities,
-            n_numeric=n_numeric,
-            d_attention=d_attention,
-            hidden=hidden,
-            base_logit=math.log(base_rate / (1 - base_rate)),
-        )
+    net = _network(
+        train,
+        cardinalities=cardinalities,
+        n_numeric=n_numeric,
+        d_attention=d_attention,
+        hidden=hidden,
+        seed=seed,
+    ).to(device)
+    train = {key: value.to(device) for key, value in train.items()}
+    val = {key: value.to(device) for key, value in val.items()}
     optimiser = torch.optim.Adam(net.parameters(), lr=learning_rate)
     n = len(train["y"])
     best_loss, best_state, best_epoch, epoch = math.inf, copy.deepcopy(net.state_dict()), 0, 0
     for epoch in range(1, max_epochs + 1):
         net.train()
-        for index in torch.randperm(n, generator=generator).split(batch_size):
+        for index in torch.randperm(n, generator=generator).to(device).split(batch_size):
             logits, attention = net(train["x_cat"][index], train["x_num"][index], train["R"][index])
             loss = F.binary_cross_entropy_with_logits(logits, train["y"][index].float())
             # Per batch: mean log-loss + l1 * sum_j |v_j|, the lasso's scale (lambda = l1).
@@ -141,9 +169,9 @@ def fit_attention(
     with torch.no_grad():
         _, attention = net(train["x_cat"], train["x_num"], train["R"])
         covered = train["R"].float().sum(0)
-        mean_attention = (attention.sum(0) / covered.clamp_min(1)).numpy()
-        support = (covered / n).numpy()
-        value = net.values.detach().numpy().copy()
+        mean_attention = (attention.sum(0) / covered.clamp_min(1)).cpu().numpy()
+        support = (covered / n).cpu().numpy()
+        value = net.values.detach().cpu().numpy().copy()
     return AttentionFit(
         weight=mean_attention * np.abs(value) * support, value=value, attention=mean_attention, epochs=epoch
     )
