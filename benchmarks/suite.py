@@ -15,7 +15,7 @@ over a quantile transform, RealMLP-TD and TabM-D from pytabkit (benchmarks/parit
     python benchmarks/suite.py --variant after --out suite.csv                 # every model, 5 folds
     python benchmarks/suite.py --variant before --zoo-override dataset.numeric_encoding=standard \\
         dataset.detect_special_values=false model.numeric_embedding=null --models dnn afcc --out suite.csv
-    python benchmarks/suite.py --report suite.csv                              # tables only
+    python benchmarks/suite.py --report suite.csv --folds 2                    # tables of folds 0-1 only
     python benchmarks/suite.py --shard 0/2 ... & python benchmarks/suite.py --shard 1/2 ...  # 2 cores
 
 A `model.*` override is applied only to models whose config has that key (lr has no
@@ -42,6 +42,7 @@ import parity  # noqa: E402  (benchmarks/ is a folder of scripts, not a package)
 
 from zoo.metrics import compute_metrics  # noqa: E402
 from zoo.outputs import PREDICTIONS_FILE  # noqa: E402
+from zoo.resume import Terminated  # noqa: E402
 from zoo.train import train  # noqa: E402
 
 SUITE = (
@@ -183,6 +184,8 @@ def run(args: argparse.Namespace) -> None:
                 metrics, note = run_peer(m, fold, args.seed, args.threads)
             else:
                 metrics, note = run_zoo(m, ds, fold, args.n_folds, k, args.seed, args.zoo_override)
+        except Terminated:
+            raise  # a stopped benchmark stops; it is not a failing entry
         except Exception as err:  # a benchmark reports a failing entry and goes on
             metrics = {"auc": math.nan, "brier": math.nan, "logloss": math.nan}
             note = f"failed: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
@@ -273,8 +276,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.report:
-        print(tables(read_rows(args.report)))
+    if args.report:  # with --folds k, only folds 0..k-1: every entry on the same rows
+        print(tables([r for r in read_rows(args.report) if int(r["fold"]) < args.folds]))
         return
     parity.quiet()
     torch.set_num_threads(args.threads)
