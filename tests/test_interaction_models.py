@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 
 import pandas as pd
 import pytest
@@ -117,15 +118,41 @@ def test_afcc_ablations_switch_parts_off():
         assert model(batch).shape == (8,)
 
 
+def fused_input(model: AFCC, batch: dict) -> torch.Tensor:
+    """What the fused MLP reads in `model(batch)`, captured by a hook."""
+    seen = []
+    handle = model.fused.register_forward_pre_hook(lambda _, args: seen.append(args[0].detach()))
+    model(batch)
+    handle.remove()
+    return seen[0]
+
+
 def test_afcc_attention_reweights_the_slots_before_the_mlp():
+    # A slow reference from the layer's weights, slot by slot: a_i = softmax_i(q . tanh(W h_i + b)),
+    # and the MLP reads [2m a_1 h_1, ..., 2m a_2m h_2m] (docs/models/afcc.md, choice 6).
     spec = tiny_spec(3, 0)
     batch = tiny_batch(spec, 4)
     model = AFCC(feature_spec=spec).eval()
-    h = model.categorical_slots(batch)
-    a = model.slot_attention.weights(h)
-    assert a.shape == (4, 6) and torch.allclose(a.sum(-1), torch.ones(4))
-    expected = model.head(model.fused((h * (6 * a)[..., None]).flatten(1))).squeeze(-1)
-    torch.testing.assert_close(model(batch), expected)
+    h = model.categorical_slots(batch).double()
+    first, _, last = model.slot_attention.attention
+    W, b, q = first.weight.double(), first.bias.double(), last.weight.double()[0]
+    n_rows, n_slots, _ = h.shape
+    expected = []
+    for r in range(n_rows):
+        scores = [float(q @ torch.tanh(W @ h[r, i] + b)) for i in range(n_slots)]
+        exps = [math.exp(s - max(scores)) for s in scores]
+        weights = [e / sum(exps) for e in exps]
+        expected.append(torch.cat([n_slots * weights[i] * h[r, i] for i in range(n_slots)]))
+    torch.testing.assert_close(fused_input(model, batch).double(), torch.stack(expected))
+
+
+def test_afcc_uniform_attention_leaves_the_slots_as_they_are():
+    spec = tiny_spec(3, 0)
+    batch = tiny_batch(spec, 4)
+    model = AFCC(feature_spec=spec).eval()
+    with torch.no_grad():
+        model.slot_attention.attention[-1].weight.zero_()  # equal scores: a_i = 1 / 2m
+    torch.testing.assert_close(fused_input(model, batch), model.categorical_slots(batch).flatten(1))
 
 
 def test_afcc_field_weights_average_the_gate_over_rows():

@@ -503,7 +503,8 @@ def test_paired_comparisons_match_a_hand_computation(tmp_path: Path) -> None:
     board = write_leaderboard(tmp_path, ["auc"])
     comparisons = board.comparisons
 
-    # the reference is the best mean test AUC: one of the two equally good scorers
+    # the reference is the best mean validation AUC (equal to test AUC in this sweep): one of the two
+    # equally good scorers
     mean_auc = {m: np.mean([roc_auc(*written[(m, (s, None))][1:]) for s in (0, 1)]) for m in MODELS3}
     best = max(mean_auc, key=mean_auc.__getitem__)
     twin = "twin" if best == "strong" else "strong"
@@ -543,6 +544,53 @@ def test_paired_comparisons_match_a_hand_computation(tmp_path: Path) -> None:
     assert twin_line.endswith("| no significant difference (p ≥ 0.05) |")
     saved = pd.read_csv(board.paths["comparisons_csv"])
     assert len(saved) == 4 + 2 and (saved["seed"].astype(str) == "all").sum() == 2
+
+
+def set_val_auc(run_dir: Path, auc: float) -> None:
+    """Rewrite a run's validation metrics as if its validation AUC were auc (test metrics unchanged)."""
+    path = run_dir / "metrics.json"
+    payload = json.loads(path.read_text())
+    payload["val"] = split_metrics(auc)
+    path.write_text(json.dumps(payload))
+
+
+def test_the_default_reference_is_the_best_by_validation_auc_not_test_auc(tmp_path: Path) -> None:
+    scored_sweep(tmp_path)
+    # weak is by far the worst on test, but the best on validation: it must be the reference
+    for seed in (0, 1):
+        set_val_auc(tmp_path / f"weak_seed{seed}", 0.95)
+        set_val_auc(tmp_path / f"strong_seed{seed}", 0.70)
+        set_val_auc(tmp_path / f"twin_seed{seed}", 0.71)
+
+    board = write_leaderboard(tmp_path, ["auc"])
+
+    assert board.summary.set_index("model").loc["weak", "rank"] == 3  # the summary still ranks on test
+    comparisons = board.comparisons
+    assert comparisons is not None and comparisons.references == {"german": "weak"}
+    assert comparisons.chosen_by == {"german": "best mean validation AUC"}
+    assert set(comparisons.combined["model"]) == {"strong", "twin"}
+    assert "reference (german: weak, best mean validation AUC)" in board.markdown
+    page = board.paths["html"].read_text(encoding="utf-8")
+    assert "german: weak, best mean validation AUC" in page
+
+    # a named model is the reference whatever its validation AUC
+    board = write_leaderboard(tmp_path, ["auc"], reference_model="twin")
+    assert board.comparisons is not None and board.comparisons.references == {"german": "twin"}
+    assert board.comparisons.chosen_by == {"german": "named by the user"}
+
+
+def test_without_validation_auc_the_reference_is_the_summary_rank_1_and_says_so(tmp_path: Path) -> None:
+    scored_sweep(tmp_path)
+    for path in tmp_path.glob("*/metrics.json"):
+        payload = json.loads(path.read_text())
+        del payload["val"]
+        path.write_text(json.dumps(payload))
+
+    board = write_leaderboard(tmp_path, ["auc"])
+
+    best = board.summary["model"].iloc[0]
+    assert board.comparisons is not None and board.comparisons.references == {"german": best}
+    assert board.comparisons.chosen_by["german"].startswith("rank 1 of the summary")
 
 
 def test_a_named_reference_model_is_compared_with_the_others(tmp_path: Path, capsys) -> None:

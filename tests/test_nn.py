@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable
 
 import pytest
@@ -309,12 +310,32 @@ def test_senet_gate_reweights_fields() -> None:
     assert senet.d_reduced == 2 and SENET(2, reduction_ratio=3).d_reduced == 1
     gate = senet.gate(x)
     assert gate.shape == (4, 7) and (gate >= 0).all()  # FiBiNET's ReLU gate
-    torch.testing.assert_close(senet(x), x * gate[..., None])
     sigmoid_gate = SENET(7, gate="sigmoid").gate(x)
     assert ((sigmoid_gate > 0) & (sigmoid_gate < 1)).all()
     assert list(SENET(0).parameters()) == [] and SENET(0)(fields(2, 0)).shape == (2, 0, D)
     with pytest.raises(ValueError, match="reduction_ratio=0"):
         SENET(4, reduction_ratio=0)
+
+
+def test_senet_matches_a_hand_computed_case() -> None:
+    # 3 fields of 2 values, r = 3 (one hidden unit). Squeeze: the field means z = (1, 2, -1).
+    # Excitation: W1 z = 1 + 2 - 1 = 2, ReLU 2; W2 * 2 = (2, 4, 1); ReLU gate (2, 4, 1).
+    x = torch.tensor([[[0.0, 2.0], [1.0, 3.0], [-2.0, 0.0]]])
+    senet = SENET(3, reduction_ratio=3)
+    with torch.no_grad():
+        senet.excitation[0].weight.copy_(torch.tensor([[1.0, 1.0, 1.0]]))
+        senet.excitation[2].weight.copy_(torch.tensor([[1.0], [2.0], [0.5]]))
+    torch.testing.assert_close(senet.gate(x), torch.tensor([[2.0, 4.0, 1.0]]))
+    torch.testing.assert_close(senet(x), torch.tensor([[[0.0, 4.0], [4.0, 12.0], [-2.0, 0.0]]]))
+    # With biases and the sigmoid gate: W1 z + 1 = 3, ReLU 3; W2 * 3 + (0, -6, 0) = (3, 0, 1.5).
+    gated = SENET(3, reduction_ratio=3, gate="sigmoid", bias=True)
+    with torch.no_grad():
+        gated.excitation[0].weight.copy_(torch.tensor([[1.0, 1.0, 1.0]]))
+        gated.excitation[0].bias.fill_(1.0)
+        gated.excitation[2].weight.copy_(torch.tensor([[1.0], [2.0], [0.5]]))
+        gated.excitation[2].bias.copy_(torch.tensor([0.0, -6.0, 0.0]))
+    sigmoid = [1 / (1 + math.exp(-v)) for v in (3.0, 0.0, 1.5)]
+    torch.testing.assert_close(gated.gate(x), torch.tensor([sigmoid]))
 
 
 def test_attention_pooling_weights_sum_to_one() -> None:

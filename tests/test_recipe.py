@@ -160,3 +160,12 @@ def test_the_afcc_table3_experiment_composes_with_the_papers_settings(make_cfg):
     assert cfg.model.learning_rate == 3e-3  # Table 2: LSTM at 3e-3
     assert list(cfg.experiment_charts) == ["accuracy", "auc"]
     assert cfg.reference.afcc.auc == 0.7418
+
+
+def test_the_wide_deep_table2_experiment_runs_plain_adam_without_clipping(make_cfg):
+    cfg = make_cfg("experiment=wide_deep_table2", "model=wide_deep_cross")
+    # Table 1 names Adam: torch.optim.Adam, no weight decay, constant rate, no gradient clipping
+    assert cfg.optim.optimizer._target_ == "zoo.optim.adam" and cfg.optim.scheduler is None
+    assert cfg.optim.gradient_clip is None
+    assert cfg.model.learning_rate == 1e-4 and cfg.model.wide_learning_rate is None
+    assert cfg.data.batch_size == 256 and cfg.trainer.max_epochs == 35

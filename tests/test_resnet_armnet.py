@@ -3,6 +3,8 @@ the exponential neurons against exp(sum w log e) written out, and the sparse ent
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from entmax import entmax_bisect
@@ -114,13 +116,37 @@ def test_exponential_neurons_are_exp_of_weighted_sums_of_logs():
     torch.testing.assert_close(layer(tokens), product)
 
 
+def slow_scores(layer: ExponentialNeurons, tokens: torch.Tensor) -> torch.Tensor:
+    """ARM-Net's bilinear scores q_o . (W e_bf) / sqrt(d_k), one entry at a time: [B, o, f]."""
+    W, q = layer.key.weight.detach().double(), layer.query.detach().double()
+    d_key, d_embedding = W.shape
+    n_rows, n_fields, _ = tokens.shape
+    scores = torch.empty(n_rows, layer.n_neurons, n_fields, dtype=torch.float64)
+    for b in range(n_rows):
+        for o in range(layer.n_neurons):
+            for f in range(n_fields):
+                token = [float(tokens[b, f, d]) for d in range(d_embedding)]
+                key = [sum(float(W[k, d]) * token[d] for d in range(d_embedding)) for k in range(d_key)]
+                scores[b, o, f] = sum(float(q[o, k]) * key[k] for k in range(d_key)) / math.sqrt(d_key)
+    return scores
+
+
 def test_exponential_neurons_weights_are_gates_times_values():
     torch.manual_seed(0)
     layer = ExponentialNeurons(4, 3, 5, alpha=1.0)  # alpha = 1: softmax
     tokens = torch.randn(2, 4, 3)
-    scores = torch.einsum("bfk,ok->bof", layer.key(tokens), layer.query) / 3**0.5
-    torch.testing.assert_close(layer.gates(tokens), scores.softmax(-1))
-    torch.testing.assert_close(layer.weights(tokens), scores.softmax(-1) * layer.value)
+    scores = slow_scores(layer, tokens)
+    gates = torch.empty_like(scores)
+    for b in range(2):
+        for o in range(5):
+            exps = [math.exp(float(s)) for s in scores[b, o]]
+            gates[b, o] = torch.tensor([e / sum(exps) for e in exps])
+    torch.testing.assert_close(layer.gates(tokens).double(), gates)
+    value = layer.value.detach().double()
+    weights = torch.tensor(
+        [[[float(gates[b, o, f] * value[o, f]) for f in range(4)] for o in range(5)] for b in range(2)]
+    )
+    torch.testing.assert_close(layer.weights(tokens).double(), weights.double())
 
 
 def test_entmax_attention_is_sparse_and_rows_sum_to_one():
@@ -135,8 +161,9 @@ def test_entmax_attention_is_sparse_and_rows_sum_to_one():
     # A zero gate gives the field no power at all in that neuron, whatever its value weight.
     assert (layer.weights(tokens)[gates == 0] == 0).all()
     # The shortened bisection agrees with the package's default 50 steps to float32 precision.
-    scores = torch.einsum("bfk,ok->bof", layer.key(tokens), layer.query) / 8**0.5
-    torch.testing.assert_close(gates, entmax_bisect(scores, alpha=1.7, dim=-1, n_iter=50), atol=1e-6, rtol=0)
+    scores = slow_scores(layer, tokens[:2]).float()
+    reference = entmax_bisect(scores, alpha=1.7, dim=-1, n_iter=50)
+    torch.testing.assert_close(gates[:2], reference, atol=1e-6, rtol=0)
     # Softmax (alpha = 1) has no exact zeros on the same scores.
     layer.alpha = 1.0
     assert (layer.gates(tokens) > 0).all()

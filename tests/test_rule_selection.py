@@ -212,8 +212,15 @@ def test_rule_stats_dense_and_sparse():
         rule_stats(rules, np.ones(5))
 
 
-def test_objective():
-    assert objective(0.8, 10, 2.0, 0.6) == pytest.approx(0.8 - 0.02 - 0.02 + 0.03)
+def test_objective_prices_size_length_and_stability_as_documented():
+    # The prices of the defaults as objective's docstring states them (issue 10): 20 rules cost
+    # 0.04 AUC, one condition more per rule 0.01, a perfectly stable set earns 0.05, and 20 rules
+    # of length 3 (stability 0) cost 0.07 in all.
+    assert objective(0.8, 25, 2.0, 0.5) - objective(0.8, 5, 2.0, 0.5) == pytest.approx(-0.04)
+    assert objective(0.8, 10, 3.0, 0.5) - objective(0.8, 10, 2.0, 0.5) == pytest.approx(-0.01)
+    assert objective(0.8, 10, 2.0, 1.0) - objective(0.8, 10, 2.0, 0.0) == pytest.approx(0.05)
+    assert objective(0.8, 20, 3.0, 0.0) == pytest.approx(0.73)
+    # without prices J is the validation AUC
     assert objective(0.8, 10, 2.0, 0.6, lam=0.0, mu=0.0, nu=0.0) == 0.8
 
 

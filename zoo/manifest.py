@@ -136,7 +136,7 @@ def read_yaml(run_dir: Path, name: str, manifest: dict[str, Any] | None = None) 
         raise ZooError(f"artifact {str(path)!r} is not valid YAML: {_first_line(err)}") from None
 
 
-def load_checkpoint(cls: type, path: Path | str, *, map_location: Any = "cpu") -> Any:
+def load_checkpoint(cls: type[Any], path: Path | str, *, map_location: Any = "cpu") -> Any:
     """`cls.load_from_checkpoint` with `weights_only=True` (no stored code runs); an empty,
     truncated or unreadable checkpoint is a one-line error naming the file, not EOFError."""
     path = Path(path)

@@ -8,7 +8,7 @@ import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch.optim import Optimizer
@@ -169,7 +169,10 @@ def plateau(
 ) -> ReduceLROnPlateau:
     """Halve the rate when the monitored validation metric stops improving (checked each epoch;
     `monitor_mode` is the early-stopping metric's direction: min for val/loss, max for val/auc)."""
-    return ReduceLROnPlateau(optimizer, mode=monitor_mode, factor=factor, patience=patience)
+    if monitor_mode not in ("min", "max"):
+        raise ValueError(f"monitor_mode={monitor_mode!r}, expected 'min' or 'max'")
+    mode: Literal["min", "max"] = "max" if monitor_mode == "max" else "min"
+    return ReduceLROnPlateau(optimizer, mode=mode, factor=factor, patience=patience)
 
 
 def lbfgs(

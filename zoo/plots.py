@@ -26,14 +26,14 @@ def plot_ranking(
     from matplotlib.figure import Figure
 
     labels = [str(label) for label in labels]
-    values = np.asarray(values, dtype=float)
-    if len(labels) != len(values):
-        raise ValueError(f"{len(labels)} labels for {len(values)} values, expected one label per value")
+    bar_values = np.asarray(values, dtype=float)
+    if len(labels) != len(bar_values):
+        raise ValueError(f"{len(labels)} labels for {len(bar_values)} values, expected one label per value")
     fig = Figure(figsize=(6.0, 1.2 + 0.32 * max(len(labels), 1)), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     y = np.arange(len(labels))[::-1]
-    ax.barh(y, values, xerr=None if errors is None else np.asarray(errors, dtype=float), color="tab:blue")
+    ax.barh(y, bar_values, xerr=None if errors is None else np.asarray(errors, dtype=float), color="tab:blue")
     if reference is not None:
         marks = np.asarray(reference, dtype=float)
         ax.scatter(marks, y, marker="|", s=200, color="tab:red", zorder=3, label=reference_label)

@@ -151,7 +151,7 @@ class OptunaPruning(pl.Callback):
 
 def pruned_epoch(trainer: pl.Trainer) -> int | None:
     """The epoch after which this run's Optuna trial was pruned, or None when it was not."""
-    for callback in trainer.callbacks:
+    for callback in getattr(trainer, "callbacks", []):  # a property Lightning's stubs do not declare
         if isinstance(callback, OptunaPruning) and callback.pruned_at_epoch is not None:
             return callback.pruned_at_epoch
     return None
@@ -172,8 +172,8 @@ def pruning_callbacks(cfg: DictConfig) -> list[pl.Callback]:
 
     if not HydraConfig.initialized():
         return []
-    hydra_cfg = HydraConfig.get()
-    sweeper = hydra_cfg.get("sweeper") or {}
+    hydra_cfg: Any = HydraConfig.get()  # a DictConfig at run time, typed as the HydraConf dataclass
+    sweeper: Any = hydra_cfg.get("sweeper") or {}
     if hydra_cfg.mode != RunMode.MULTIRUN or "optuna" not in str(sweeper.get("_target_", "")):
         return []
     pruner = build_pruner(str(name), _plain((sweep.get("pruners") or {}).get(name)))

@@ -47,7 +47,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 def _numpy_state() -> dict[str, Any]:
-    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = np.random.get_state(legacy=True)
+    assert isinstance(state, tuple)  # legacy=True: the (name, keys, pos, has_gauss, cached) tuple
+    name, keys, pos, has_gauss, cached = state
     return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": pos,
             "has_gauss": has_gauss, "cached": cached}  # fmt: skip
 
@@ -79,7 +81,7 @@ class ResumeState(pl.Callback):
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         loader = trainer.train_dataloader
-        if hasattr(loader, "epoch"):
+        if loader is not None and hasattr(loader, "epoch"):
             loader.epoch = trainer.current_epoch  # the shuffle order of this epoch, resumed or not
         if self._pending is None:
             return

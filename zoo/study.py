@@ -366,8 +366,9 @@ def reproduce_command(path: Path) -> str:
 def write_best_config(study: optuna.Study, path: Path, storage_label: str = "") -> Path:
     """Write the best trial as an experiment config at `path` (named after the file)."""
     path = Path(path)
+    config = best_config(study, path.stem)  # a ZooError when the study has no complete trial
     best = best_trial(study)
-    config = best_config(study, path.stem)
+    assert best is not None
     header = [
         "# @package _global_",
         f"# Best trial ({best.number}, value {best.value!r}) of Optuna study {study.study_name!r}"

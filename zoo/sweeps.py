@@ -31,7 +31,7 @@ import math
 import os
 import socket
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -72,7 +72,7 @@ def register_resolvers() -> None:
     """Register the `zoo.*` resolvers the configs use (idempotent)."""
     from zoo.resume import output_subdir_resolver, run_dir_resolver
 
-    resolvers = {
+    resolvers: dict[str, Callable[..., Any]] = {
         "zoo.run_dir": run_dir_resolver,
         "zoo.output_subdir": output_subdir_resolver,
         "zoo.direction": direction,
@@ -395,7 +395,9 @@ class TrialRecorder(Callback):
     @staticmethod
     def _fail_stale(config: DictConfig, *, own: bool) -> None:
         study = load_study(config.hydra.sweeper)
-        stale = fail_stale_trials(study, own=own) if study is not None else []
+        if study is None:
+            return
+        stale = fail_stale_trials(study, own=own)
         if stale:
             log.warning("study %s: trials %s, left running, are now FAIL", study.study_name, stale)
 
@@ -403,7 +405,9 @@ class TrialRecorder(Callback):
         from hydra.core.utils import JobStatus
 
         study = load_study(config.hydra.sweeper)
-        trial = find_trial(study, config.hydra.overrides.task) if study is not None else None
+        if study is None:
+            return
+        trial = find_trial(study, config.hydra.overrides.task)
         if trial is None:
             return
         storage = study._storage

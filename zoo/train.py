@@ -25,6 +25,7 @@ from zoo.errors import ZooError
 from zoo.explain import write_explanations
 from zoo.manifest import load_checkpoint, write_manifest
 from zoo.metrics import METRIC_NAMES, compute_metrics, youden_threshold
+from zoo.models.base import CreditModel
 from zoo.optim import Recipe
 from zoo.outputs import (
     CALIBRATION_FILE,
@@ -136,7 +137,7 @@ def model_class(model_cfg: Any) -> type:
     return registry.get(str(name))
 
 
-def build_model(model_cfg: Any, feature_spec: Any) -> pl.LightningModule:
+def build_model(model_cfg: Any, feature_spec: Any) -> CreditModel:
     """Construct the registered model class with the config's hyperparameters."""
     hparams = dict(_plain(model_cfg))
     cls = model_class(model_cfg)

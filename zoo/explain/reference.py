@@ -28,7 +28,7 @@ def sample_reference(train: Arrays, *, rows: int = REFERENCE_ROWS, seed: int = 0
 def write_reference(run_dir: Path, reference: Arrays) -> Path:
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as handle:
-            np.savez(handle, **reference)
+            np.savez(handle, allow_pickle=False, **reference)  # numeric arrays only
 
     return write_atomic(Path(run_dir) / REFERENCE_FILE, write)
 

@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--reference",
         metavar="MODEL",
-        help="model the others are compared with (default: each dataset's best by AUC)",
+        help="model the others are compared with (default: each dataset's best by validation AUC)",
     )
     try:
         args = parser.parse_args(argv)

@@ -1,12 +1,14 @@
 """Statistics of a leaderboard: mean, std and t-interval per metric over seeds and folds, the rank by
-AUC, and paired DeLong comparisons of each model with a reference model on the same test rows."""
+AUC, and paired DeLong comparisons of each model with a reference model on the same test rows (the
+reference chosen on validation AUC, never on the test split it is compared on)."""
 
 from __future__ import annotations
 
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,6 +24,9 @@ RANK_METRIC = "auc"
 """Rows rank by this metric of the summarised split (by the first metric when runs lack it)."""
 LEVEL = 0.95
 """Confidence level of every interval and the significance threshold (1 - LEVEL) of the verdicts."""
+REFERENCE_SPLIT = "val"
+"""The default DeLong reference is the model with the best mean AUC on this split: choosing it on the
+test split would compare every model with the test set's own winner (a selection on test)."""
 
 
 def available_metrics(runs: pd.DataFrame, split: str = "test") -> list[str]:
@@ -132,11 +137,13 @@ def describe_replicates(runs: pd.DataFrame) -> str:
 @dataclass(frozen=True)
 class Comparisons:
     """DeLong comparisons with each dataset's reference model: one row per paired run, and one row
-    per (dataset, model) combining them; `references` maps dataset to the reference's label."""
+    per (dataset, model) combining them; `references` maps dataset to the reference's label, and
+    `chosen_by` dataset to how it was chosen, in words (e.g. `best mean validation AUC`)."""
 
     per_run: pd.DataFrame
     combined: pd.DataFrame
     references: dict[str, str]
+    chosen_by: dict[str, str] = field(default_factory=dict)
 
 
 PER_RUN_COLUMNS = ["dataset", "model", "reference", "seed", "fold", "n_rows", "auc", "reference_auc"]
@@ -150,8 +157,11 @@ def compare(
     predictions: TestPredictions,
     reference: str | None = None,
 ) -> Comparisons:
-    """Each model against its dataset's reference model (the summary's rank 1, or the best-ranked
-    row whose model or label is `reference`), run by run, on the test rows the two share.
+    """Each model against its dataset's reference model, run by run, on the test rows the two share.
+
+    The reference is the model with the best mean validation AUC (REFERENCE_SPLIT) in its dataset,
+    or, when `reference` names a model or label, the best of its rows by the same rule; a dataset
+    whose runs record no validation AUC falls back to the summary's rank (said in `chosen_by`).
 
     Runs pair by dataset, seed and fold; their test predictions join on `row`; DeLong's test gives
     the AUC difference (model - reference), its interval, z and p. The runs of a pair combine as
@@ -162,7 +172,7 @@ def compare(
     runs = _with_keys(runs)
     summary = summary.assign(label=[model_label(row) for row in summary.to_dict("records")])
     runs = runs.assign(label=[model_label(row) for row in runs.to_dict("records")])
-    references = _references(summary, reference)
+    references, chosen_by = _references(runs, summary, reference)
     rows = []
     for dataset, ref_label in references.items():
         in_dataset = runs[runs["dataset"] == dataset]
@@ -186,20 +196,45 @@ def compare(
             stacklevel=2,
         )
     per_run = pd.DataFrame(rows, columns=PER_RUN_COLUMNS)
-    return Comparisons(per_run=per_run, combined=_combine(per_run, summary), references=references)
+    combined = _combine(per_run, summary)
+    return Comparisons(per_run=per_run, combined=combined, references=references, chosen_by=chosen_by)
 
 
-def _references(summary: pd.DataFrame, reference: str | None) -> dict[str, str]:
-    """{dataset: label of its reference row}; a named reference must exist on some dataset."""
+def _references(
+    runs: pd.DataFrame, summary: pd.DataFrame, reference: str | None
+) -> tuple[dict[str, str], dict[str, str]]:
+    """({dataset: label of its reference row}, {dataset: how it was chosen}); candidates are every
+    row, or the rows of a named reference (which must exist on some dataset); the best mean
+    validation AUC wins, ties and datasets without validation AUC going by the summary's rank."""
     if reference is not None:
-        chosen = summary[(summary["model"] == reference) | (summary["label"] == reference)]
-        if chosen.empty:
+        candidates = summary[(summary["model"] == reference) | (summary["label"] == reference)]
+        if candidates.empty:
             names = ", ".join(sorted(set(summary["label"])))
             raise ZooError(f"unknown reference model {reference!r}; models: {names}")
     else:
-        chosen = summary
-    chosen = chosen.dropna(subset=["rank"]).sort_values(["dataset", "rank"], kind="stable")
-    return {str(d): str(group["label"].iloc[0]) for d, group in chosen.groupby("dataset", sort=True)}
+        candidates = summary
+    candidates = candidates.dropna(subset=["rank"])
+    column = f"{REFERENCE_SPLIT}/{RANK_METRIC}"
+    if column in runs.columns:
+        val_auc = runs.groupby(["dataset", "label"])[column].mean()
+        keys = zip(candidates["dataset"], candidates["label"], strict=True)
+        candidates = candidates.assign(val_auc=[val_auc.get(key, np.nan) for key in keys])
+    else:
+        candidates = candidates.assign(val_auc=np.nan)
+    references: dict[str, str] = {}
+    chosen_by: dict[str, str] = {}
+    for dataset, group in candidates.groupby("dataset", sort=True):
+        by_val = group.dropna(subset=["val_auc"])
+        if not by_val.empty:
+            # stable sort: equal validation AUCs keep the summary's order (dataset, then rank)
+            best = by_val.sort_values("val_auc", ascending=False, kind="stable").iloc[0]
+            how = "best mean validation AUC"
+        else:
+            best = group.sort_values("rank", kind="stable").iloc[0]
+            how = "rank 1 of the summary (the runs record no validation AUC)"
+        references[str(dataset)] = str(best["label"])
+        chosen_by[str(dataset)] = "named by the user" if reference is not None else how
+    return references, chosen_by
 
 
 def _by_replicate(runs: pd.DataFrame) -> dict[tuple[object, object], dict]:
@@ -211,7 +246,7 @@ def _by_replicate(runs: pd.DataFrame) -> dict[tuple[object, object], dict]:
     return found
 
 
-def _key(value: object) -> object:
+def _key(value: Any) -> int | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else int(value)
 
 

@@ -55,7 +55,8 @@ def write_leaderboard(
 
     metrics default to the runs' `experiment_metrics`, else DEFAULT_METRICS; reference (a paper's
     figures) to their `reference` mapping. reference_model names the model every other is compared
-    with (default: each dataset's best by AUC). Each of the runs' `experiment_charts` metrics also
+    with (default: each dataset's best by mean validation AUC, so the reference is not chosen on the
+    test split it is compared on). Each of the runs' `experiment_charts` metrics also
     gets a chart of its own, leaderboard_<metric>.png; `experiment_tradeoff: [x, y]` adds
     leaderboard_<y>_vs_<x>.png.
     """
@@ -130,7 +131,10 @@ def _comparisons_frame(comparisons: Comparisons) -> pd.DataFrame:
 def _comparison_sections(comparisons: Comparisons) -> list[Section]:
     if comparisons.per_run.empty:
         return []
-    refs = "; ".join(f"{d}: {label}" for d, label in comparisons.references.items())
+    refs = "; ".join(
+        f"{d}: {label}, {comparisons.chosen_by[d]}" if d in comparisons.chosen_by else f"{d}: {label}"
+        for d, label in comparisons.references.items()
+    )
     text = (
         f"Each model against its dataset's reference ({refs}) with DeLong's test on the test rows both"
         " runs scored (runs paired by seed and fold, predictions joined on row). Δ AUC = model −"

@@ -78,7 +78,8 @@ class AFCC(CreditModel):
         # (FiBiNET's have none); the gate's output activation defaults to sigmoid.
         self.senet = None
         if gate:
-            self.senet = SENET(m, reduction_ratio=reduction_ratio, gate=gate_activation, bias=True)
+            # SENET refuses a name outside its Literal with a one-line ValueError at run time
+            self.senet = SENET(m, reduction_ratio=reduction_ratio, gate=gate_activation, bias=True)  # type: ignore[arg-type]
         self.cross = None
         if cross_compression and m:
             self.cross = CrossCompression(d_embedding, n_units=n_cross_units)

@@ -111,9 +111,9 @@ class AttentionRules(TreeModel):
             "length_penalty": length_penalty,
             "stability_bonus": stability_bonus,
         }
-        for name, value in non_negative.items():
-            if not value >= 0:
-                raise ValueError(f"{name}={value}, expected a number >= 0")
+        for name, number in non_negative.items():
+            if not number >= 0:
+                raise ValueError(f"{name}={number}, expected a number >= 0")
         if not l2_c > 0:
             raise ValueError(f"l2_c={l2_c}, expected a positive number")
         self.ensemble = ensemble

@@ -142,8 +142,10 @@ class GrowNet(CreditModel):
         # learned in the corrective steps only (the boosting loss uses it as a constant).
         self.boost_rate = nn.Parameter(torch.tensor(float(initial_boost_rate)))
         #: c0: the training log-odds, set when a fit starts (0 outside a trainer).
+        self.prior_logit: torch.Tensor
         self.register_buffer("prior_logit", torch.zeros(()))
         #: How many learners the ensemble holds; all of them until a trainer stages the fit.
+        self.n_active: torch.Tensor
         self.register_buffer("n_active", torch.tensor(n_stages))
         #: The learner being boosted in this epoch; None in corrective epochs and outside a trainer.
         self.fitting_stage: int | None = None
@@ -243,7 +245,9 @@ class GrowNet(CreditModel):
         """c0 = log(positives / negatives) over the training rows (all ranks), as the authors'
         `init_gbnn`. One pass over the training loader (its shuffling moves on by one epoch)."""
         counts = torch.zeros(2, dtype=torch.float64, device=self.device)
-        for batch in self.trainer.train_dataloader:
+        loader = self.trainer.train_dataloader
+        assert loader is not None  # fit sets the training loader up before on_train_start
+        for batch in loader:
             y = batch["y"].to(self.device, torch.float64)
             counts += torch.stack([y.sum(), torch.tensor(float(len(y)), device=self.device)])
         positives, rows = self.trainer.strategy.reduce(counts, reduce_op="sum")

@@ -26,7 +26,7 @@ from zoo.data.spec import FeatureSpec
 from zoo.models.base import Batch, CreditModel
 from zoo.nn import FieldEmbedding, numeric_tokens
 
-CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM}
+CELLS: dict[str, type[nn.RNN] | type[nn.LSTM]] = {"rnn": nn.RNN, "lstm": nn.LSTM}
 
 
 class Recurrent(CreditModel):

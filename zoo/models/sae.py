@@ -190,6 +190,7 @@ class StackedAutoencoder(CreditModel):
             code = torch.relu(
                 self.encoder[0](self.corrupt(encoder_input(self.embed, self.embed_numeric, batch)))
             )
+            assert isinstance(decoder, TabularDecoder)  # layer 1's decoder reconstructs the data
             return decoder.loss(decoder(code), batch)
         with torch.no_grad():
             x = encoder_input(self.embed, self.embed_numeric, batch)
@@ -202,10 +203,11 @@ class StackedAutoencoder(CreditModel):
         """Pretrain before the first fine-tuning step, once: not again on a resumed fit."""
         if self.decoders is None or self.pretrained:
             return
-        dm = self.trainer.datamodule
+        dm: Any = getattr(self.trainer, "datamodule", None)
         # The DataModule's training rows on the run's device (a fresh shuffled loader, so the
         # fine-tuning epochs are not shifted); plain loaders (tests) serve as they are.
         batches = dm.loader("train", shuffle=True) if hasattr(dm, "loader") else self.trainer.train_dataloader
+        assert batches is not None  # fit sets the training loader up before on_train_start
         self.pretrain(batches)
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             # Under DDP each rank pretrained on its own shard: all start fine-tuning from rank 0's.

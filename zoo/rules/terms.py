@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from zoo.data.spec import RESERVED_LABELS
 
@@ -154,7 +155,7 @@ def rules_to_json(rules: Iterable[Rule]) -> list[list[dict]]:
     """Rules as plain JSON data (a checkpoint stores them so, never pickled)."""
     out = []
     for r in rules:
-        terms = []
+        terms: list[dict[str, Any]] = []
         for t in r.terms:
             if t.categorical:
                 include = None if t.include is None else sorted(t.include)
