@@ -101,7 +101,9 @@ def test_sae_pretrains_once_when_a_fit_starts_and_keeps_the_record_in_the_checkp
 
 
 def test_sae_run_pretrains_on_the_datamodules_rows_and_writes_the_record(tmp_path, make_cfg):
-    result = train(make_cfg("model=sae", "dataset=german", "model.pretrain_epochs=4"), tmp_path)
+    result = train(
+        make_cfg("model=sae", "dataset=german", "model.pretrain_epochs=4", "trainer.max_epochs=6"), tmp_path
+    )
     table = pd.read_csv(tmp_path / PRETRAINING_FILE)
     assert len(table) == 3 * 4 and table["reconstruction"].notna().all()
     by_layer = table.pivot(index="layer", columns="epoch", values="reconstruction")

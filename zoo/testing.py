@@ -167,7 +167,9 @@ def tiny_batch(spec: FeatureSpec, n: int = 16, seed: int = 0, *, raw_values: boo
         sources = x_cat[:, [position[s] for s in cross.sources]]
         key = torch.zeros(n, dtype=torch.int64)
         for k, source in enumerate(cross.sources):  # mixed-radix key of the sources' categories
-            radix = spec.field(source).cardinality - N_RESERVED
+            field = spec.field(source)
+            assert isinstance(field, CategoricalField)  # a cross's sources are categorical fields
+            radix = field.cardinality - N_RESERVED
             key = key * radix + (sources[:, k] - N_RESERVED).clamp(min=0)
         reserved = torch.where((sources == MISSING_INDEX).any(1), MISSING_INDEX, UNSEEN_INDEX)
         x_cross[:, j] = torch.where((sources < N_RESERVED).any(1), reserved, key + N_RESERVED)
@@ -529,7 +531,10 @@ def check_checkpoint_round_trip(
             log_every_n_steps=1,
             default_root_dir=str(tmp_path),
         )
-        trainer.fit(model, DataLoader(train, batch_size=None), DataLoader(val, batch_size=None))
+        # A list of ready batches is a map-style dataset to DataLoader (batch_size=None: as they are).
+        train_loader: DataLoader = DataLoader(train, batch_size=None)  # type: ignore[arg-type]
+        val_loader: DataLoader = DataLoader(val, batch_size=None)  # type: ignore[arg-type]
+        trainer.fit(model, train_loader, val_loader)
         path = Path(tmp_path) / f"{model_name}.ckpt"
         trainer.save_checkpoint(path, weights_only=False)  # full state, as zoo-train's checkpoints
         loaded = cls.load_from_checkpoint(path, weights_only=True)

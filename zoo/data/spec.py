@@ -172,7 +172,12 @@ class FeatureSpec:
         return self.groups[name]
 
     def field(self, name: str) -> CategoricalField | CrossField | NumericField:
-        for f in (*self.categorical, *self.crosses, *self.numeric):
+        fields: tuple[CategoricalField | CrossField | NumericField, ...] = (
+            *self.categorical,
+            *self.crosses,
+            *self.numeric,
+        )
+        for f in fields:
             if f.name == name:
                 return f
         raise KeyError(f"{name!r} is not a feature of this spec")
