@@ -125,3 +125,11 @@ def test_plot_reliability_writes_a_png(tmp_path) -> None:
 def test_bad_input_raises(call, message: str) -> None:
     with pytest.raises(ZooError, match=message):
         call()
+
+
+def test_reliability_bin_edges_are_round_in_the_csv(tmp_path) -> None:
+    table = reliability_table(np.array([0.05, 0.35, 0.95]), np.array([0, 1, 1]), n_bins=10)
+    table.to_csv(tmp_path / "r.csv", index=False)
+    text = (tmp_path / "r.csv").read_text()
+    assert "0.30000000000000004" not in text and ",0.3,0.4," in text
+    assert table["upper"].tolist() == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]

@@ -18,7 +18,7 @@ from zoo.leaderboard import (
     collect_runs,
     format_markdown,
     main,
-    plot_bars,
+    plot_points,
     summarise,
     write_leaderboard,
 )
@@ -171,7 +171,7 @@ def test_one_seed_gives_nan_std_and_the_mean_alone(tmp_path: Path) -> None:
     assert "±" not in table
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a NaN error bar is simply not drawn
-        plot_bars(summary, ["auc"], tmp_path / "one.png")
+        plot_points(summary, ["auc"], tmp_path / "one.png")
 
 
 def test_unknown_metric_lists_the_available_names(multirun: Path) -> None:
@@ -289,11 +289,11 @@ def test_experiment_charts_get_a_png_each(tmp_path: Path) -> None:
     assert names == [f"leaderboard{end}" for end in ends]
 
 
-def test_plot_bars_writes_a_png_and_leaves_no_temp_file(multirun: Path, tmp_path: Path) -> None:
+def test_plot_points_writes_a_png_and_leaves_no_temp_file(multirun: Path, tmp_path: Path) -> None:
     summary = summarise(collect_runs(multirun), ["auc", "ks", "f1"])
     out = tmp_path / "bars.png"
 
-    assert plot_bars(summary, ["auc", "ks", "f1"], out) == out
+    assert plot_points(summary, ["auc", "ks", "f1"], out) == out
     assert out.read_bytes()[:8] == PNG_MAGIC
     assert [p.name for p in tmp_path.iterdir() if p.is_file()] == ["bars.png"]
 
@@ -721,3 +721,31 @@ def test_failed_and_incomplete_jobs_are_listed_under_the_table(multirun: Path) -
     assert "6_lr_german_seed9" not in incomplete and "| 2026-11-22/10-00-00/0 |" not in incomplete
     page = board.paths["html"].read_text(encoding="utf-8")
     assert "<td>6_lr_german_seed9</td>" in page and "<td>2026-11-22/10-00-00/7_dnn_german_seed9</td>" in page
+
+
+def test_metric_charts_are_points_with_intervals_on_a_fitted_axis(tmp_path: Path, monkeypatch) -> None:
+    """AUCs of 0.78 and 0.80 must be told apart: no bars from 0, an axis around the intervals."""
+    from matplotlib.figure import Figure
+
+    summary = pd.DataFrame(
+        {
+            "dataset": ["german", "german"],
+            "model": ["lr", "dnn"],
+            "n_seeds": [3, 3],
+            "auc_mean": [0.78, 0.80],
+            "auc_std": [0.01, 0.005],
+        }
+    )
+    drawn = {}
+    savefig = Figure.savefig
+
+    def keep(fig, *args, **kwargs):
+        drawn["axes"] = fig.axes
+        return savefig(fig, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    plot_points(summary, ["auc"], tmp_path / "auc.png")
+    ax = drawn["axes"][0]
+    assert not ax.patches  # no bars
+    low, high = ax.get_ylim()
+    assert 0.7 < low < 0.77 and 0.805 < high < 0.85, (low, high)

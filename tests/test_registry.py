@@ -205,6 +205,7 @@ def test_shipped_model_yaml_matches_the_constructor_defaults(name):
     registry.refresh()
     shipped = OmegaConf.to_container(OmegaConf.load(config_dir() / "model" / f"{name}.yaml"))
     shipped.pop("defaults", None)  # Hydra's defaults list (e.g. the model's optimiser), not a hyperparameter
+    shipped.pop("description", None)  # `zoo models`' line for this name, not a hyperparameter
     defaults = registry.default_hparams(registry.get(name))
     assert set(shipped) == {"name", *defaults} and shipped["name"] == name
     # A variant is the same class with one switch set in its config (crosses on; the LSTM cell)
@@ -212,6 +213,11 @@ def test_shipped_model_yaml_matches_the_constructor_defaults(name):
     found = registry.discover()
     shared = any(n != name and found[n].value == found[name].value for n in found)
     allowed = {"use_crosses", "cell", "learning_rate"} if shared else set()
+    # Every neural model's config takes the numeric embedding chosen on the benchmark suite; the
+    # constructors keep None, so checkpoints saved without the setting load as they were saved.
+    if "numeric_embedding" in defaults:
+        assert defaults["numeric_embedding"] is None and shipped["numeric_embedding"] == "piecewise_linear"
+        allowed = allowed | {"numeric_embedding"}
     assert {k for k in defaults if shipped[k] != defaults[k]} <= allowed
 
 
@@ -301,3 +307,20 @@ def test_zoo_train_imports_only_the_chosen_plugin(install):
         assert registry.store_configs(config_dir(), only={"good"}) == ["good"]
     assert not (site / "broken_plugin.imported").exists()
     assert "broken_plugin" not in sys.modules
+
+
+def test_zoo_models_gives_each_name_its_own_whole_description(capsys):
+    """Names that share a class (lr and lr_cross) have their own line; none is cut mid-sentence."""
+    from zoo.cli import main
+
+    registry.refresh()
+    assert main(["models"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    found = registry.discover()
+    for name in found:
+        text = registry.describe(name)["description"]
+        assert text and text in rows[name] and text.endswith((".", ")")), (name, text)
+        twins = [n for n in found if n != name and found[n].value == found[name].value]
+        assert all(registry.describe(twin)["description"] != text for twin in twins), (name, twins)
+    assert "(LR+Cross)" in rows["lr_cross"] and "(LR+Cross)" not in rows["lr"]
+    assert rows["attention_rules"].rstrip().endswith("like the other tree models.")

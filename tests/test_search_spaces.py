@@ -129,12 +129,13 @@ def test_search_space_parses_and_holds_the_defaults(name):
 
 @pytest.mark.parametrize("name", BUILT_IN)
 def test_search_space_covers_the_training_knobs(name):
-    """Learning rate on a log scale wherever the model has one, weight decay wherever the optimiser
-    applies it (AdamW), batch size wherever training goes in mini-batches."""
+    """Learning rate on a log scale wherever the model has one its optimiser uses (not L-BFGS,
+    which finds its own steps), weight decay wherever the optimiser applies it (AdamW), batch size
+    wherever training goes in mini-batches."""
     cfg = composed(name)
     params = search_space(name)
     distributions = distributions_of(name)[0]
-    if "learning_rate" in cfg.model:
+    if "learning_rate" in cfg.model and not cfg.optim.full_batch:
         dist = distributions.get("model.learning_rate")
         assert isinstance(dist, FloatDistribution) and dist.log, f"{name}: learning rate not on a log scale"
     if "weight_decay" in cfg.model and cfg.optim.optimizer._target_ == "torch.optim.AdamW":
@@ -144,3 +145,15 @@ def test_search_space_covers_the_training_knobs(name):
         assert "data.batch_size" in params, f"{name}: trained in mini-batches, batch size not searched"
     if tree_model:
         assert "data.batch_size" not in params, f"{name}: fitted once, data.batch_size does nothing"
+
+
+@pytest.mark.parametrize("name", BUILT_IN)
+def test_a_full_batch_lbfgs_model_tunes_what_lbfgs_uses(name):
+    """L-BFGS sets its own steps by line search on the whole training split: a learning rate or a
+    batch size in its search space would be trials spent on a knob that changes nothing."""
+    cfg = composed(name)
+    if not cfg.optim.get("full_batch"):
+        pytest.skip(f"{name} is not trained by full-batch L-BFGS")
+    space = search_space(name)
+    assert not {"model.learning_rate", "data.batch_size", "optim.scheduler"} & set(space), space
+    assert "model.l2" in space

@@ -335,3 +335,22 @@ def test_best_config_reproduces_the_best_trials_validation_metrics(pruned_sweep,
     best_run = Path(study.best_trial.user_attrs[RUN_DIR_ATTR])
     trial_metrics = json.loads((best_run / "metrics.json").read_text())
     assert math.isclose(metrics["val"]["auc"], trial_metrics["val"]["auc"], abs_tol=1e-6)
+
+
+def test_each_png_has_one_title(tmp_path, monkeypatch):
+    """Optuna titles its plots itself (importances on the left): ours replaces it, not overlays it."""
+    study = _summary_study(tmp_path / "study.db")
+    titles = []
+
+    def record(ax, path, plt):
+        titles.append([ax.get_title(loc=loc) for loc in ("left", "center", "right")])
+        plt.close(ax.figure)
+        return path
+
+    monkeypatch.setattr(zoo_study, "_save", record)
+    zoo_study.plot_history(study, tmp_path / "h.png")
+    zoo_study.plot_importances(study, tmp_path / "i.png")
+    assert titles == [
+        ["", "lr_german: optimisation history", ""],
+        ["", "lr_german: parameter importances (fANOVA)", ""],
+    ]

@@ -295,3 +295,21 @@ def test_the_slurm_launcher_preset_composes(tmp_path):
         )
     assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
     assert (cfg.hydra.launcher.gpus_per_node, cfg.hydra.launcher.partition) == (1, "gpu")
+
+
+def test_each_trial_prints_its_value_and_the_best_so_far():
+    from zoo.sweeps import trial_progress
+
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=0.71))
+    study.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=0.74))
+    running = study.ask()  # its value is not told yet when the job ends
+    line = trial_progress(study, running.number, "val/auc", 0.7312, None, k=1, n=20)
+    assert line == "trial 1/20 (#2): val/auc 0.7312; best so far 0.7400 (#1)"
+    line = trial_progress(study, running.number, "val/auc", 0.8, None, k=1, n=20)
+    assert line.endswith("best so far 0.8000 (#2)")
+    failed = trial_progress(study, running.number, "val/auc", None, "probs must be finite", k=2, n=20)
+    assert failed == "trial 2/20 (#2): failed (probs must be finite); best so far 0.7400 (#1)"
+    lower = optuna.create_study(direction="minimize")
+    first = lower.ask()
+    assert trial_progress(lower, first.number, "val/logloss", 0.5, None, k=1, n=3).endswith("0.5000 (#0)")

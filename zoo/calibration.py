@@ -81,7 +81,7 @@ def reliability_table(prob: Any, y: Any, *, n_bins: int = 10) -> pd.DataFrame:
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_predicted = np.bincount(which, weights=prob, minlength=n_bins) / count
         observed_rate = np.bincount(which, weights=y, minlength=n_bins) / count
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    edges = np.arange(n_bins + 1) / n_bins  # k / n: 0.3 reads 0.3 (linspace gives 0.30000000000000004)
     return pd.DataFrame(
         {
             "bin": np.arange(n_bins),

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from zoo.errors import ZooError
+from zoo.expected_warnings import quiet_load
 from zoo.outputs import write_json
 
 MANIFEST_FILE = "manifest.json"
@@ -145,7 +146,8 @@ def load_checkpoint(cls: type[Any], path: Path | str, *, map_location: Any = "cp
     if path.stat().st_size == 0:
         raise ZooError(f"checkpoint {str(path)!r} is empty (0 bytes): the file was truncated")
     try:
-        return cls.load_from_checkpoint(path, map_location=map_location, weights_only=True)
+        with quiet_load():  # strict loading: an empty state dict is a model without parameters
+            return cls.load_from_checkpoint(path, map_location=map_location, weights_only=True)
     except (
         EOFError,
         OSError,

@@ -137,8 +137,34 @@ def default_hparams(cls: type) -> dict[str, Any]:
     return out
 
 
+#: Keys of a model config that are not constructor arguments: the registry name and the entry's
+#: one-line description (`zoo models`).
+CONFIG_KEYS = ("name", "description")
+
+
+def shipped_description(name: str) -> str | None:
+    """`description:` of the shipped `conf/model/<name>.yaml`, if any: each of several names
+    registered to one class (lr and lr_cross) says what its own config builds."""
+    import yaml
+
+    from zoo.train import config_dir
+
+    path = config_dir() / "model" / f"{name}.yaml"
+    if not path.is_file():
+        return None
+    text = (yaml.safe_load(path.read_text()) or {}).get("description")
+    return " ".join(str(text).split()) if text else None
+
+
+def docstring_summary(cls: type) -> str:
+    """The first paragraph of a class docstring, on one line."""
+    doc = inspect.cleandoc(cls.__doc__ or "")
+    return " ".join(doc.split("\n\n")[0].split())
+
+
 def describe(name: str) -> dict[str, str]:
-    """One row of `zoo models`: name, family, distribution and version, description."""
+    """One row of `zoo models`: name, family, distribution and version, description (the model
+    config's `description:`, else the first paragraph of the class docstring)."""
     info = discover()[name]
     try:
         cls = _load(name)
@@ -149,12 +175,11 @@ def describe(name: str) -> dict[str, str]:
             "distribution": f"{info.distribution} {info.version}",
             "description": (str(err).splitlines() or [""])[0],
         }
-    doc = (cls.__doc__ or "").strip().splitlines()
     return {
         "name": name,
         "family": str(getattr(cls, "family", "other")),
         "distribution": f"{info.distribution} {info.version}".strip(),
-        "description": doc[0] if doc else "",
+        "description": shipped_description(name) or docstring_summary(cls),
     }
 
 

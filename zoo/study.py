@@ -221,6 +221,14 @@ def _save(ax: Any, path: Path, plt: Any) -> Path:
         plt.close(fig)
 
 
+def retitle(ax: Any, title: str) -> None:
+    """Replace Optuna's title, wherever Optuna placed it (left, centre or right), by `title`: a
+    matplotlib axis holds one title per position, and setting one leaves the others drawn."""
+    for loc in ("left", "right"):
+        ax.set_title("", loc=loc)
+    ax.set_title(title)
+
+
 def plot_history(study: optuna.Study, path: Path) -> Path | None:
     """Optuna's optimisation history (every complete trial's value and the best so far) as a PNG."""
     if best_trial(study) is None:
@@ -229,7 +237,7 @@ def plot_history(study: optuna.Study, path: Path) -> Path | None:
 
     with _matplotlib() as plt:
         ax = plot_optimization_history(study)
-        ax.set_title(f"{study.study_name}: optimisation history")
+        retitle(ax, f"{study.study_name}: optimisation history")
         return _save(ax, path, plt)
 
 
@@ -262,7 +270,7 @@ def plot_importances(study: optuna.Study, path: Path) -> tuple[Path | None, str 
         except (ValueError, RuntimeError) as err:  # e.g. zero variance of the objective
             plt.close("all")
             return None, str(err).strip().splitlines()[0]
-        ax.set_title(f"{study.study_name}: parameter importances (fANOVA)")
+        retitle(ax, f"{study.study_name}: parameter importances (fANOVA)")
         return _save(ax, path, plt), None
 
 

@@ -370,7 +370,12 @@ class TrialRecorder(Callback):
     trainer that cannot run in a sweep or a stored study of the other direction, and fails the
     trials a killed sweeper left RUNNING. When a job ends: writes its run directory and, when it
     failed or returned NaN, its error onto its trial (`study.trials[i].user_attrs`), and with
-    `sweep.objective_folds` the number of folds and each fold's value."""
+    `sweep.objective_folds` the number of folds and each fold's value; and prints
+    "trial k/N: value, best so far" (k counts this command's trials: Hydra's in-process launchers
+    keep one callback for the sweep)."""
+
+    def __init__(self) -> None:
+        self.finished = 0
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         study = load_study(config.hydra.sweeper)
@@ -424,6 +429,34 @@ class TrialRecorder(Callback):
         if error is not None:
             storage.set_trial_user_attr(trial._trial_id, ERROR_ATTR, error)
         _record_folds(storage, trial._trial_id, run_dir)
+        self.finished += 1
+        value = None if error is not None else float(job_return._return_value)
+        metric = str(config.get("optimized_metric") or "value")
+        n = int(config.hydra.sweeper.n_trials)
+        print(trial_progress(study, trial.number, metric, value, error, k=self.finished, n=n), flush=True)
+
+
+def trial_progress(
+    study: optuna.Study, number: int, metric: str, value: float | None, error: str | None, *, k: int, n: int
+) -> str:
+    """ "trial k/N (#number): metric value; best so far value (#number)", the best over the study's
+    finished trials and this one (whose value the sweeper has not told the study yet)."""
+    import optuna
+
+    scored = [
+        (t.value, t.number)
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        if t.value is not None and math.isfinite(t.value) and t.number != number
+    ]
+    if value is not None:
+        scored.append((value, number))
+    said = f"{metric} {value:.4f}" if value is not None else f"failed ({error})"
+    line = f"trial {k}/{n} (#{number}): {said}"
+    if not scored:
+        return f"{line}; no trial has a value yet"
+    pick = min if study.direction == optuna.study.StudyDirection.MINIMIZE else max
+    best, best_number = pick(scored, key=lambda pair: pair[0])
+    return f"{line}; best so far {best:.4f} (#{best_number})"
 
 
 def _record_folds(storage: Any, trial_id: int, run_dir: Path) -> None:

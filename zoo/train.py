@@ -22,6 +22,7 @@ from zoo.calibration import fit_calibrator, plot_reliability, reliability_table
 from zoo.data.datamodule import CreditDataModule
 from zoo.data.preprocess import library_versions
 from zoo.errors import ZooError
+from zoo.expected_warnings import quiet_fit
 from zoo.explain import write_explanations
 from zoo.manifest import load_checkpoint, write_manifest
 from zoo.metrics import METRIC_NAMES, compute_metrics, youden_threshold
@@ -142,6 +143,7 @@ def build_model(model_cfg: Any, feature_spec: Any) -> CreditModel:
     hparams = dict(_plain(model_cfg))
     cls = model_class(model_cfg)
     name = hparams.pop("name")
+    hparams.pop("description", None)  # what `zoo models` shows, not a hyperparameter
     accepted = [p for p in inspect.signature(cls).parameters if p not in ("self", "feature_spec")]
     for key in hparams:
         if key not in accepted:
@@ -253,6 +255,21 @@ def _progress_bar(value: Any) -> bool:
     return sys.stderr.isatty() and not os.environ.get("CI")
 
 
+MLFLOW = "pytorch_lightning.loggers.MLFlowLogger"
+
+
+def logger_paths(logger_cfg: Any, run_dir: Path) -> dict[str, str]:
+    """Where an experiment logger writes: under the run directory (`save_dir`). MLflow without a
+    `tracking_uri`: a SQLite store `mlflow.db` there, artifacts in `mlflow_artifacts/` (MLflow 3
+    refuses to start a file store, and SQLite alone would put artifacts in the working directory)."""
+    paths = {"save_dir": str(run_dir)}
+    if logger_cfg.get("_target_") == MLFLOW and not logger_cfg.get("tracking_uri"):
+        paths["tracking_uri"] = f"sqlite:///{(run_dir / 'mlflow.db').resolve()}"
+        if not logger_cfg.get("artifact_location"):
+            paths["artifact_location"] = str((run_dir / "mlflow_artifacts").resolve())
+    return paths
+
+
 #: trainer.compile: false (eager), or a torch.compile mode; reduce-overhead adds CUDA graphs on GPU.
 COMPILE_MODES = (False, "default", "reduce-overhead", "max-autotune")
 
@@ -284,7 +301,7 @@ def _trainer(
     logger: Any = False
     logger_cfg = cfg.get("logger")
     if logger_cfg and logger_cfg.get("_target_"):
-        logger = build_from_config(logger_cfg, "logger", save_dir=str(run_dir))
+        logger = build_from_config(logger_cfg, "logger", **logger_paths(logger_cfg, run_dir))
     trainer_kwargs = dict(_plain(cfg.trainer))
     trainer_kwargs["enable_progress_bar"] = _progress_bar(trainer_kwargs.get("enable_progress_bar"))
     compile_mode = (
@@ -357,7 +374,8 @@ def train(
     write_text(run_dir / CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
     started = time.perf_counter()
     try:
-        trainer.fit(model, datamodule=dm, ckpt_path=resume_from, weights_only=True)
+        with quiet_fit(model):  # Lightning's warnings a zoo run expects (zoo/expected_warnings.py)
+            trainer.fit(model, datamodule=dm, ckpt_path=resume_from, weights_only=True)
     except SIGTERMException:
         last = checkpoint.last_model_path
         where = f"the checkpoint of its last finished epoch ({last})" if last else "no checkpoint yet"
@@ -403,6 +421,9 @@ def train(
         "n_parameters": int(sum(p.numel() for p in model.parameters())),
         "warnings": dm.warnings,  # the data guards' findings (zoo/data/guards.py)
     }
+    fit_description = getattr(model, "fit_description", None)
+    if callable(fit_description):  # a model fitted by its library: trees, iterations, early stopping
+        result["fit"] = fit_description()
     if pruned_epoch(trainer) is not None:
         result["pruned_at_epoch"] = pruned_epoch(trainer)
     for split, pred in predictions.items():
@@ -514,17 +535,23 @@ def predictions_frame(
     return frame
 
 
+def _cell(value: Any) -> str:
+    """A metric right-aligned in 8 characters; a metric that cannot be computed (null) as n/a."""
+    return f"{'n/a':>8}" if value is None else f"{value:>8.4f}"
+
+
 def format_table(result: dict[str, Any]) -> str:
     """Validation and test metrics side by side, for the terminal."""
     names = list(result["test"])
+    width = max(len("metric"), *map(len, names))  # a model's own figures have longer names (rule_coverage)
     lines = [
         f"{result['model']} on {result['dataset']} (seed {result['seed']}, "
         f"threshold {result['threshold']:.3f} {result['threshold_method']})",
-        f"{'metric':<10} {'val':>8} {'test':>8}",
+        f"{'metric':<{width}} {'val':>8} {'test':>8}",
     ]
     for name in names:
         val, test = result["val"][name], result["test"][name]
-        lines.append(f"{name:<10} {val:>8.4f} {test:>8.4f}")
+        lines.append(f"{name:<{width}} {_cell(val)} {_cell(test)}")
     return "\n".join(lines)
 
 

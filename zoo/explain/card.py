@@ -62,6 +62,7 @@ def model_card(
     config = yaml.safe_load((run_dir / CONFIG_FILE).read_text())
     model_cfg = dict(config.get("model") or {})
     name = model_cfg.pop("name", metrics.get("model"))
+    model_cfg.pop("description", None)
     lines = [f"# Model card: {name} on {metrics.get('dataset')}", ""]
     lines += [
         "Generated with the run from its own files (metrics.json, config.yaml, predictions.parquet, "
@@ -81,12 +82,8 @@ def model_card(
         [[s, rows.get(s, ""), f"{bad_rates[s]:.3f}" if s in bad_rates else ""] for s in rows],
     )
     lines += ["", "## Model", ""]
+    lines += _fitting(name, metrics, config)
     lines += [
-        f"- model: `{name}`, {metrics.get('n_parameters')} parameters, seed {metrics.get('seed')}",
-        f"- fitted in {metrics.get('fit_seconds')} s over {metrics.get('epochs')} epochs; "
-        f"best checkpoint `{metrics.get('best_checkpoint')}`",
-        f"- optimiser: `{(config.get('optim') or {}).get('optimizer', {}).get('_target_', 'n/a')}`; "
-        f"early stopping on {(config.get('early_stopping') or {}).get('monitor')}",
         f"- decision threshold: {metrics.get('threshold'):.4f} ({metrics.get('threshold_method')}); "
         f"post-hoc calibration: {metrics.get('calibration') or 'none'}",
         "",
@@ -104,6 +101,24 @@ def model_card(
     lines += ["", "## Software", ""]
     lines += [f"- {k} {v}" for k, v in versions.items()]
     return "\n".join(lines) + "\n"
+
+
+def _fitting(name: str, metrics: dict[str, Any], config: dict[str, Any]) -> list[str]:
+    """How the model was fitted: the model's own account (`fit` in metrics.json, from a model its
+    library fits: trees, iterations, early stopping) or the gradient-descent recipe of the config."""
+    if metrics.get("fit"):
+        return [
+            f"- model: `{name}`, seed {metrics.get('seed')}",
+            f"- fitted in {metrics.get('fit_seconds')} s: {metrics['fit']}",
+        ]
+    optimizer = (config.get("optim") or {}).get("optimizer", {}).get("_target_", "n/a")
+    monitor = (config.get("early_stopping") or {}).get("monitor")
+    return [
+        f"- model: `{name}`, {metrics.get('n_parameters')} parameters, seed {metrics.get('seed')}",
+        f"- fitted in {metrics.get('fit_seconds')} s over {metrics.get('epochs')} epochs; "
+        f"best checkpoint `{metrics.get('best_checkpoint')}`",
+        f"- optimiser: `{optimizer}`; early stopping on {monitor}",
+    ]
 
 
 def _performance(run_dir: Path, metrics: dict[str, Any]) -> list[str]:

@@ -8,8 +8,8 @@ paired comparisons) → tables (Markdown) / charts (PNG) / html → write (every
 
 from zoo.leaderboard.charts import (
     ks_curve,
-    plot_bars,
     plot_ks,
+    plot_points,
     plot_reliability_curves,
     plot_roc,
     plot_tradeoff,
@@ -53,7 +53,7 @@ __all__ = [
     "ks_curve",
     "main",
     "model_label",
-    "plot_bars",
+    "plot_points",
     "plot_ks",
     "plot_reliability_curves",
     "plot_roc",

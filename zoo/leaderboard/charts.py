@@ -1,5 +1,5 @@
 """The leaderboard's pictures, drawn on Agg canvases without pyplot (no display, no global backend
-switch) and written atomically: bar charts of the metrics, a trade-off chart across a sweep's
+switch) and written atomically: point-and-interval charts of the metrics, a trade-off chart across a sweep's
 variants, and per dataset the ROC, reliability and KS curves of the best models' test predictions."""
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ from zoo.leaderboard.tables import check_summary
 from zoo.outputs import write_atomic
 
 
-def plot_bars(summary: pd.DataFrame, metrics: Sequence[str], out_path: Path) -> Path:
-    """PNG, one panel per metric: bars per model grouped by dataset, sample-std error bars.
+def plot_points(summary: pd.DataFrame, metrics: Sequence[str], out_path: Path) -> Path:
+    """PNG, one panel per metric: each model's mean as a point with a sample-std interval, grouped
+    by dataset, on an axis fitted to the points and intervals (not from 0: AUCs of 0.78 and 0.80
+    would look equal on bars from 0, and those differences are the ones that matter).
 
     Drawn on an Agg canvas without pyplot (no display, no global backend switch); atomic write.
     """
@@ -46,21 +48,25 @@ def plot_bars(summary: pd.DataFrame, metrics: Sequence[str], out_path: Path) -> 
         for i, model in enumerate(models):
             rows = summary[summary["label"] == model].set_index("dataset").reindex(datasets)
             xs = np.arange(len(datasets)) + (i - (len(models) - 1) / 2) * width
-            ax.bar(
+            ax.errorbar(
                 xs,
                 rows[f"{metric}_mean"].to_numpy(dtype=float),
-                width,
-                yerr=rows[f"{metric}_std"].to_numpy(dtype=float),  # NaN (one seed): no bar
+                yerr=rows[f"{metric}_std"].to_numpy(dtype=float),  # NaN (one seed): the point alone
+                fmt="o",
+                markersize=6,
                 capsize=3,
                 color=colours[i],
-                edgecolor="black",
-                linewidth=0.5,
-                error_kw={"elinewidth": 1.0, "ecolor": "black"},
+                markeredgecolor="black",
+                markeredgewidth=0.5,
+                elinewidth=1.2,
                 label=model,
             )
+        ax.margins(x=0.5 / max(1, len(datasets)), y=0.12)  # the axis fits the points, not 0
         direction = "lower is better" if metric in LOWER_IS_BETTER else "higher is better"
-        ax.set_title(f"{metric} ({direction})", fontsize=10)
+        ax.set_title(f"{metric} ({direction}), mean ± sample std", fontsize=10)
         ax.set_xticks(np.arange(len(datasets)), datasets, rotation=20 if len(datasets) > 3 else 0)
+        for edge in np.arange(len(datasets) - 1) + 0.5:  # datasets apart
+            ax.axvline(edge, color="0.85", linewidth=0.8)
         ax.grid(axis="y", alpha=0.3)
         ax.set_axisbelow(True)
     for ax in axes[len(metrics) :]:

@@ -80,10 +80,10 @@ def write_leaderboard(
     out_dir = root if out_dir is None else Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {kind: out_dir / f"leaderboard.{kind}" for kind in ("md", "csv", "png")}
-    images = [charts.plot_bars(summary, metrics, paths["png"])]
+    images = [charts.plot_points(summary, metrics, paths["png"])]
     for metric in cast(list[str], from_runs(runs, "experiment_charts", check_metric_list) or []):
         chart = summary if metric in metrics else summarise(frame, [metric], split)
-        paths[f"png_{metric}"] = charts.plot_bars(chart, [metric], out_dir / f"leaderboard_{metric}.png")
+        paths[f"png_{metric}"] = charts.plot_points(chart, [metric], out_dir / f"leaderboard_{metric}.png")
         images.append(paths[f"png_{metric}"])
     if tradeoff:
         x, y = tradeoff

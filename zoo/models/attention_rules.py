@@ -320,6 +320,16 @@ class AttentionRules(TreeModel):
             },
         }
 
+    def fit_description(self) -> str:
+        summary = self.fitted["summary"]
+        return (
+            f"{self.n_trees} {self.ensemble} trees of depth {self.tree_depth} give "
+            f"{summary['n_candidates']} candidate rules; attention trained "
+            f"{summary['attention_epochs']} epochs (early stopping on validation log-loss, patience "
+            f"{self.patience}); {summary['n_rules']} rules selected on the validation objective "
+            f"(AUC {summary['objective_auc']:.4f}), scored by an L2 logistic regression"
+        )
+
     # --- prediction, persistence, outputs ---------------------------------------------------
 
     def _scorer(self) -> tuple[RuleEncoder, torch.Tensor, float]:

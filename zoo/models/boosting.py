@@ -72,6 +72,21 @@ class CatBoostModel(TreeModel):
         )
         return booster
 
+    def fit_description(self) -> str:
+        booster = self.fitted
+        best = booster.get_best_iteration()
+        score = (booster.get_best_score() or {}).get("validation", {}).get(self.eval_metric)
+        stopping = (
+            f"early stopping on validation {self.eval_metric} (patience {self.early_stopping_rounds} "
+            f"rounds), best iteration {best}"
+            + (f" (validation {self.eval_metric} {score:.4f})" if score is not None else "")
+            + ", trees after it dropped"
+        )
+        return (
+            f"CatBoost: {booster.tree_count_} trees of depth {self.depth} (at most {self.iterations} "
+            f"iterations, learning rate {self.learning_rate}); {stopping}"
+        )
+
     def predict_logit(self, arrays: Arrays) -> np.ndarray:
         return self.fitted.predict(self._pool(arrays, labels=False), prediction_type="RawFormulaVal")
 

@@ -314,6 +314,21 @@ class RuleFit(TreeModel):
         self.estimator = estimator
         return FittedRuleFit.from_estimator(estimator, names, medians, indicated)
 
+    def fit_description(self) -> str:
+        state: FittedRuleFit = self.fitted
+        if self.alpha is not None:
+            penalty = f"alpha {self.alpha}"
+        elif self.cv:
+            penalty = f"chosen by 5-fold CV within {self.max_rules} rules"
+        else:
+            penalty = f"the largest within {self.max_rules} rules"
+        linear = sum(1 for b in state.linear if b != 0)
+        return (
+            f"imodels RuleFit: rules from {self.n_estimators} boosted trees of about {self.tree_size} "
+            f"leaves, L1 logistic regression (penalty {penalty}) keeps {len(state.rules)} rules and "
+            f"{linear} linear terms; no early stopping, the validation split is unused"
+        )
+
     def predict_logit(self, arrays: Arrays) -> np.ndarray:
         state: FittedRuleFit = self.fitted
         # NOTE: the logistic regression's own log-odds. imodels' predict_proba returns
@@ -508,6 +523,13 @@ class CART(SklearnTreeModel):
             random_state=self.seed,
         )
         return tree.fit(self.features(train), train["y"])
+
+    def fit_description(self) -> str:
+        tree = self.fitted
+        return (
+            f"one CART tree of depth {tree.get_depth()} (max_depth {self.max_depth}) with "
+            f"{tree.get_n_leaves()} leaves, one rule each; the validation split is unused"
+        )
 
     def leaf_points(self) -> np.ndarray:
         """float64[n_nodes]: each node's log-odds log(p / (1 - p)), p its training bad rate shrunk

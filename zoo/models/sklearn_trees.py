@@ -182,6 +182,13 @@ class DecisionTree(SklearnTreeModel):
         assert best is not None
         return best[1]
 
+    def fit_description(self) -> str:
+        tree = self.fitted
+        return (
+            f"one {self.criterion} tree, max_depth {tree.max_depth} chosen from {self.max_depth_grid} "
+            f"by validation log-loss (grown to depth {tree.get_depth()}, {tree.get_n_leaves()} leaves)"
+        )
+
     def node_probability(self, tree: Any) -> np.ndarray:
         """P(y = 1) of every node of `tree`, shrunk toward the training bad rate p0 (the root's):
         (n p + m p0) / (n + m), n the node's training rows, m = `leaf_smoothing` (an m-estimate)."""
@@ -250,6 +257,13 @@ class RandomForest(SklearnTreeModel):
             random_state=self.seed,
         )
         return forest.fit(self.features(train), train["y"])
+
+    def fit_description(self) -> str:
+        depth = "unlimited depth" if self.max_depth is None else f"depth at most {self.max_depth}"
+        return (
+            f"random forest of {len(self.fitted.estimators_)} trees ({depth}); no early stopping, "
+            "the validation split is unused"
+        )
 
 
 class HistGradientBoosting(SklearnTreeModel):
@@ -353,6 +367,13 @@ class HistGradientBoosting(SklearnTreeModel):
             if best == probe.n_iter_:
                 return probe
             return self.booster(best, early_stopping=False).fit(x, y)
+
+    def fit_description(self) -> str:
+        return (
+            f"histogram gradient boosting: {self.fitted.n_iter_} trees (at most {self.iterations} "
+            f"iterations, learning rate {self.learning_rate}); early stopping on validation log-loss "
+            f"(patience {self.early_stopping_rounds} rounds), refitted to the best iteration"
+        )
 
     def predict_logit(self, arrays: Arrays) -> np.ndarray:
         with self.threads():

@@ -91,6 +91,11 @@ class TreeModel(CreditModel):
         """The fitted model from `dump`'s bytes."""
         raise NotImplementedError
 
+    def fit_description(self) -> str:
+        """How the fitted model was fitted, one sentence for the model card: its size (trees,
+        iterations, rules) and what the validation split decided (early stopping, a choice)."""
+        return "fitted once by its library on every training row; no optimiser steps"
+
     # --- helpers ----------------------------------------------------------------------------
 
     def raw_frame(self, arrays: Arrays, *, crosses: bool = False) -> pd.DataFrame:
