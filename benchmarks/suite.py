@@ -210,6 +210,8 @@ def summary(rows: list[dict[str, Any]]) -> pd.DataFrame:
     frame["entry"] = np.where(
         frame["variant"] == "peer", frame["model"], frame["model"] + "@" + frame["variant"]
     )
+    # One result per entry, set and fold: the last one that did not fail (a rerun replaces it).
+    frame = frame.dropna(subset=["auc"]).drop_duplicates(["entry", "dataset", "fold"], keep="last")
     grouped = frame.groupby(["entry", "dataset"])
     return grouped.agg(auc=("auc", "mean"), std=("auc", "std"), brier=("brier", "mean"), n=("auc", "count"))
 
@@ -253,6 +255,34 @@ def tables(rows: list[dict[str, Any]], reference: str = "catboost_direct", basel
     return "\n".join(lines)
 
 
+def short(dataset: str) -> str:
+    """A set's name short enough for a table cell: lc_openintro, syn_messy."""
+    return dataset.replace("lendingclub_", "lc_").replace("synthetic_", "syn_")
+
+
+def compare(rows: list[dict[str, Any]], old: str, new: str) -> str:
+    """Per model: test AUC under variant `old`, under `new`, and the change, on the sets both have."""
+    auc = summary(rows)["auc"].unstack("dataset")
+    sets = [s for s in SUITE if s in auc.columns]
+    lines = [f"change from {old} to {new} (test AUC per set; mean and worst change over the sets both have)"]
+    models = sorted({e.split("@")[0] for e in auc.index if e.endswith("@" + old)})
+    for model in models:
+        a, b = auc.loc[f"{model}@{old}"], auc.loc[f"{model}@{new}"] if f"{model}@{new}" in auc.index else None
+        if b is None:
+            continue
+        delta = (b - a)[sets].dropna()
+        if delta.empty:
+            continue
+        cells = " ".join(
+            f"{short(s)} {a[s]:.3f}>{b[s]:.3f}" for s in sets if not (math.isnan(a[s]) or math.isnan(b[s]))
+        )
+        lines.append(
+            f"  {model:<16} mean {delta.mean():+.4f}  worst {delta.min():+.4f} ({short(delta.idxmin())})  "
+            f"{len(delta)} sets: {cells}"
+        )
+    return "\n".join(lines)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -268,6 +298,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--shard", default="0/1", help="i/n: run every n-th task from the i-th")
     parser.add_argument("--out", type=Path, default=Path("suite.csv"))
     parser.add_argument("--report", nargs="*", type=Path, help="print the tables of these CSVs and stop")
+    parser.add_argument("--compare", nargs=2, metavar=("OLD", "NEW"), help="with --report: per-model change")
     args = parser.parse_args(argv)
     i, n = (int(v) for v in args.shard.split("/"))
     args.shard = (i, n)
@@ -277,7 +308,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.report:  # with --folds k, only folds 0..k-1: every entry on the same rows
-        print(tables([r for r in read_rows(args.report) if int(r["fold"]) < args.folds]))
+        rows = [r for r in read_rows(args.report) if int(r["fold"]) < args.folds]
+        print(compare(rows, *args.compare) if args.compare else tables(rows))
         return
     parity.quiet()
     torch.set_num_threads(args.threads)

@@ -269,7 +269,8 @@ def _composed_model_config(model_name: str, source: str) -> dict[str, Any]:
         model = compose("config", overrides=[f"model={model_name}"]).model
     config = OmegaConf.to_container(model, resolve=True)
     assert isinstance(config, dict)
-    return {str(k): v for k, v in config.items()}
+    # `description` is what `zoo models` shows for the name, not a hyperparameter (zoo.train drops it too).
+    return {str(k): v for k, v in config.items() if k != "description"}
 
 
 def model_class(model_name: str) -> type[CreditModel]:
