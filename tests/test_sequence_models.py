@@ -137,15 +137,12 @@ def test_rnn_and_lstm_are_one_class_whose_configs_differ_in_cell_and_rate():
         for name in ("rnn", "lstm", "cnn")
     )
     defaults = as_config(constructor_defaults(Recurrent))
-    # rnn is the constructor's defaults but the suite's numeric embedding (the constructor keeps
-    # None, so checkpoints saved without the setting load as they were); lstm also changes the
-    # cell and the paper's rate.
-    suite = {"numeric_embedding": "piecewise_linear"}
-    assert {k: v for k, v in rnn.items() if k != "name"} == {**defaults, **suite}
-    assert {k for k in defaults if lstm[k] != defaults[k]} == {"cell", "learning_rate", "numeric_embedding"}
+    # rnn is the constructor's defaults; lstm changes the cell and the paper's rate only.
+    assert {k: v for k, v in rnn.items() if k != "name"} == defaults
+    assert {k for k in defaults if lstm[k] != defaults[k]} == {"cell", "learning_rate"}
     assert (lstm["cell"], lstm["learning_rate"]) == ("lstm", 3e-3)
     assert rnn["learning_rate"] == cnn["learning_rate"] == 1e-3  # the paper's Table 2
-    assert {k: v for k, v in cnn.items() if k != "name"} == {**as_config(constructor_defaults(CNN)), **suite}
+    assert {k: v for k, v in cnn.items() if k != "name"} == as_config(constructor_defaults(CNN))
     spec = tiny_spec()
     for config, module in ((rnn, nn.RNN), (lstm, nn.LSTM)):
         model = Recurrent(feature_spec=spec, **{k: v for k, v in config.items() if k != "name"})
