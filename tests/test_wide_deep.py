@@ -17,6 +17,7 @@ from zoo import registry
 from zoo.data.preprocess import Preprocessor
 from zoo.data.spec import CategoricalField, CrossField, FeatureSpec
 from zoo.data.synthetic import make_synthetic
+from zoo.nn import flat_width
 from zoo.train import build_model, config_dir, train
 
 PAPER_MODELS = ["lr", "dnn", "lr_cross", "dnn_cross", "wide_deep", "wide_deep_cross"]
@@ -112,7 +113,8 @@ def test_wide_deep_follows_the_routing_of_the_feature_spec():
     model = build_model(model_config("wide_deep_cross"), spec)
     assert model.wide_index == {"x_cat": [0, 1, 2], "x_cross": [0, 1], "x_num": []}
     assert model.deep_index == {"x_cat": [], "x_cross": [], "x_num": [0, 1]}
-    assert model.deep.net[0].in_features == 2
+    # two numerics, each embedded as the config says (piecewise-linear: d values each)
+    assert model.deep.net[0].in_features == flat_width(model.embed_numeric, 2)
     randomise(model)
     model.eval()
     batch = random_batch(spec)

@@ -91,8 +91,8 @@ class NumericField:
 
     def bin_edges(self) -> list[float]:
         """Distinct quantile edges in encoded units: bins for piecewise-linear embeddings."""
-        if not self.quantiles:
-            return [-1.0, 1.0] if self.is_indicator else []
+        if not self.quantiles:  # a flag, or a field built without statistics: one bin
+            return [-1.0, 1.0]
         edges = np.unique(self.encode(np.asarray(self.quantiles)))
         return [float(v) for v in edges]
 
