@@ -147,13 +147,12 @@ def test_search_space_covers_the_training_knobs(name):
         assert "data.batch_size" not in params, f"{name}: fitted once, data.batch_size does nothing"
 
 
-@pytest.mark.parametrize("name", BUILT_IN)
-def test_a_full_batch_lbfgs_model_tunes_what_lbfgs_uses(name):
+def test_full_batch_lbfgs_models_tune_what_lbfgs_uses():
     """L-BFGS sets its own steps by line search on the whole training split: a learning rate or a
     batch size in its search space would be trials spent on a knob that changes nothing."""
-    cfg = composed(name)
-    if not cfg.optim.get("full_batch"):
-        pytest.skip(f"{name} is not trained by full-batch L-BFGS")
-    space = search_space(name)
-    assert not {"model.learning_rate", "data.batch_size", "optim.scheduler"} & set(space), space
-    assert "model.l2" in space
+    lbfgs = [name for name in BUILT_IN if composed(name).optim.get("full_batch")]
+    assert {"lr", "lr_cross"} <= set(lbfgs), lbfgs
+    for name in lbfgs:
+        space = search_space(name)
+        assert not {"model.learning_rate", "data.batch_size", "optim.scheduler"} & set(space), (name, space)
+        assert "model.l2" in space, name
