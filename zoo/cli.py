@@ -1,5 +1,5 @@
 """`zoo`: the command for everything but training (`zoo models`, `zoo predict`, `zoo leaderboard`,
-`zoo study`)."""
+`zoo study`, `zoo monitor`)."""
 
 from __future__ import annotations
 
@@ -37,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     board.add_argument("rest", nargs=argparse.REMAINDER)
     score = sub.add_parser("predict", help="score a file with a finished run", add_help=False)
     score.add_argument("rest", nargs=argparse.REMAINDER)
+    monitor = sub.add_parser(
+        "monitor", help="population stability of a finished run on a new file", add_help=False
+    )
+    monitor.add_argument("rest", nargs=argparse.REMAINDER)
     study = sub.add_parser("study", help="summarise an Optuna study, export its best trial", add_help=False)
     study.add_argument("rest", nargs=argparse.REMAINDER)
     args, rest = parser.parse_known_args(argv)
@@ -46,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
         from zoo.predict import main as predict_main
 
         return predict_main([*args.rest, *rest])
+    if args.command == "monitor":
+        from zoo.monitor import main as monitor_main
+
+        return monitor_main([*args.rest, *rest])
     if args.command == "study":
         from zoo.study import main as study_main
 
