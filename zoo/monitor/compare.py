@@ -109,8 +109,10 @@ def monitor_file(
     """Score `file` chunk by chunk with a sealed run and compare it with the run's reference."""
     from tqdm.auto import tqdm
 
-    run = load_run(run_dir)
     run_dir, file = Path(run_dir), Path(file)
+    if not file.is_file():
+        raise ZooError(f"file to monitor {str(file)!r} does not exist")
+    run = load_run(run_dir)
     manifest = read_manifest(run_dir)
     reference = read_reference(run_dir, manifest, run.preprocessor)
     columns, chunks = read_chunks(file, chunk_rows, reading_options(run.config.dataset))

@@ -119,7 +119,7 @@ class Bins:
 def interval_labels(edges: Sequence[float]) -> list[str]:
     if not len(edges):
         return ["all values"]
-    text = [f"{e:.4g}" for e in edges]
+    text = [f"{e:.6g}" for e in edges]
     middle = [f"({lo}, {hi}]" for lo, hi in zip(text[:-1], text[1:], strict=True)]
     return [f"<= {text[0]}", *middle, f"> {text[-1]}"]
 

@@ -272,5 +272,7 @@ def plot_fields(fields: list[Stability], out_path: Path) -> Path:
     fig = Figure(figsize=(6.0 * cols, 3.6 * rows), layout="constrained")
     FigureCanvasAgg(fig)
     for i, s in enumerate(fields):
-        _bars(fig.add_subplot(rows, cols, i + 1), s, rotate=True)
+        ax = fig.add_subplot(rows, cols, i + 1)
+        _bars(ax, s, rotate=True)
+        ax.legend(fontsize=7)
     return _save(fig, out_path)
