@@ -1,5 +1,5 @@
 """Leaderboard: collecting run dirs, summarising over seeds and folds, paired DeLong comparisons,
-the md/csv/png/html files, failed and incomplete jobs, and the CLI."""
+the md/csv/png/html files, failed jobs and runs not sealed, and the CLI."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from zoo.leaderboard import (
     summarise,
     write_leaderboard,
 )
+from zoo.manifest import write_manifest
 
 METRIC_NAMES = ["auc", "accuracy", "ks", "gmean", "precision", "recall", "f1", "f1_macro"]
 METRIC_NAMES += ["brier", "logloss", "ece"]
@@ -73,11 +74,22 @@ def metrics_json(dataset: str, model: str, seed: int, **extra) -> dict:
     }
 
 
+def seal(run_dir: Path) -> None:
+    """Write the run's manifest, as train() does last: the leaderboard ranks sealed runs only."""
+    write_manifest(run_dir, data={}, versions={})
+
+
 def write_run(run_dir: Path, payload: dict | str) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / "metrics.json"
     path.write_text(payload if isinstance(payload, str) else json.dumps(payload))
+    seal(run_dir)
     return path
+
+
+def write_config(run_dir: Path, config: dict) -> None:
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    seal(run_dir)
 
 
 @pytest.fixture
@@ -376,7 +388,7 @@ def _config_run(root: Path, name: str, model: str, seed: int, auc: float, **conf
     for key, value in config.items():
         section, _, leaf = key.partition("__")
         base[section][leaf] = value
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(base))
+    write_config(run_dir, base)
 
 
 def test_runs_of_one_model_with_different_settings_are_separate_rows(tmp_path: Path) -> None:
@@ -402,7 +414,7 @@ def test_folds_are_repeats_not_variants(tmp_path: Path) -> None:
         run_dir = root / str(fold)
         write_run(run_dir, metrics_json("german", "lr", 0, fold=fold))
         config = {"seed": 0, "model": {"name": "lr"}, "data": {"n_folds": 3, "fold": fold}}
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+        write_config(run_dir, config)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no "repeated (dataset, model, seed)" warning
         summary = summarise(collect_runs(root), ["auc"])
@@ -419,7 +431,7 @@ def test_experiment_tradeoff_plots_one_line_per_model_through_its_variants(tmp_p
             payload["test"] = {**split_metrics(0.7 + budget / 1000), "n_rules": float(budget - seed)}
             write_run(run_dir, payload)
             config = {"seed": seed, "model": {"name": "lr", "max_rules": budget}}
-            (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+            write_config(run_dir, config)
     board = write_leaderboard(root, ["auc", "n_rules"])
     path = root / "leaderboard_auc_vs_n_rules.png"
     assert board.paths["png_auc_vs_n_rules"] == path and path.read_bytes()[:8] == PNG_MAGIC
@@ -456,6 +468,7 @@ def write_predictions(run_dir: Path, rows: np.ndarray, labels: np.ndarray, prob:
     frame = pd.concat([val, test], ignore_index=True)
     frame["split"] = frame["split"].astype("category")
     frame.astype({"label": np.int8, "prob": np.float32}).to_parquet(run_dir / "predictions.parquet")
+    seal(run_dir)
 
 
 def scored_sweep(root: Path, *, folds: bool = False) -> dict:
@@ -552,6 +565,7 @@ def set_val_auc(run_dir: Path, auc: float) -> None:
     payload = json.loads(path.read_text())
     payload["val"] = split_metrics(auc)
     path.write_text(json.dumps(payload))
+    seal(run_dir)
 
 
 def test_the_default_reference_is_the_best_by_validation_auc_not_test_auc(tmp_path: Path) -> None:
@@ -585,6 +599,7 @@ def test_without_validation_auc_the_reference_is_the_summary_rank_1_and_says_so(
         payload = json.loads(path.read_text())
         del payload["val"]
         path.write_text(json.dumps(payload))
+        seal(path.parent)
 
     board = write_leaderboard(tmp_path, ["auc"])
 
@@ -713,11 +728,11 @@ def test_failed_and_incomplete_jobs_are_listed_under_the_table(multirun: Path) -
     board = write_leaderboard(multirun, ["auc"])
 
     md = board.markdown
-    assert md.index("| german | 1 | dnn |") < md.index("## Failed jobs") < md.index("## Incomplete jobs")
+    assert md.index("| german | 1 | dnn |") < md.index("## Failed jobs") < md.index("## Runs not ranked")
     assert "| 6_lr_german_seed9 | ZooError | ZooError: unknown column 'agee' | model=lr seed=9 |" in md
-    incomplete = md[md.index("## Incomplete jobs") :]
-    assert "killed or still running" in incomplete
-    assert "| 2026-11-22/10-00-00/7_dnn_german_seed9 |" in incomplete
+    incomplete = md[md.index("## Runs not ranked") :]
+    assert "killed, interrupted or still running" in incomplete
+    assert "| 2026-11-22/10-00-00/7_dnn_german_seed9 | - | no manifest |" in incomplete
     assert "6_lr_german_seed9" not in incomplete and "| 2026-11-22/10-00-00/0 |" not in incomplete
     page = board.paths["html"].read_text(encoding="utf-8")
     assert "<td>6_lr_german_seed9</td>" in page and "<td>2026-11-22/10-00-00/7_dnn_german_seed9</td>" in page

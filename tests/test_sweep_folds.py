@@ -18,7 +18,7 @@ from tests.overrides import QUICK_EXPLAIN
 from zoo import study as zoo_study
 from zoo import sweeps
 from zoo.errors import ZooError
-from zoo.leaderboard import incomplete_jobs
+from zoo.leaderboard import unranked_runs
 from zoo.leaderboard.collect import read_runs
 from zoo.outputs import METRICS_FILE, OBJECTIVE_FILE
 from zoo.pruning import PRUNED_ATTR
@@ -104,7 +104,7 @@ def test_each_fold_is_a_complete_run_of_its_own_fold(folds_sweep):
 def test_leaderboard_and_zoo_study_read_the_fold_layout(folds_sweep, capsys):
     runs = read_runs(folds_sweep)
     assert len(runs) == 6  # 2 trials x 3 folds
-    assert incomplete_jobs(folds_sweep) == []  # a trial directory with objective.json is finished
+    assert unranked_runs(folds_sweep) == []  # a trial directory with objective.json is finished
     assert zoo_study.main([str(folds_sweep), "--out", str(folds_sweep / "study")]) == 0
     printed = capsys.readouterr().out
     assert "trials: 2 (complete 2, pruned 0, failed 0, running 0)" in printed

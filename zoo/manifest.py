@@ -15,11 +15,14 @@ import pandas as pd
 
 from zoo.errors import ZooError
 from zoo.expected_warnings import quiet_load
-from zoo.outputs import write_json
+from zoo.outputs import METRICS_FILE, write_json
 
 MANIFEST_FILE = "manifest.json"
-#: Files a run directory holds that are not the run's own artifacts (Hydra's, the job log).
-_NOT_ARTIFACTS = (MANIFEST_FILE, ".hydra")
+#: The run's lifecycle state (created, training, finished, failed, interrupted), rewritten after
+#: the manifest seals the run, so it is not one of the artifacts the manifest digests.
+STATE_FILE = "state.json"
+#: Files a run directory holds that are not the run's own artifacts (Hydra's, the state, the job log).
+_NOT_ARTIFACTS = (MANIFEST_FILE, STATE_FILE, ".hydra")
 
 
 def sha256_file(path: Path, *, chunk: int = 1 << 20) -> str:
@@ -95,6 +98,56 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
     if not isinstance(manifest, dict) or not isinstance(manifest.get("artifacts"), dict):
         raise ZooError(f"manifest {str(path)!r} has no 'artifacts' table of digests: not a run manifest")
     return manifest
+
+
+def verify_run(run_dir: Path) -> dict[str, Any]:
+    """The manifest of a sealed, intact run: it exists, lists metrics.json, and every artifact it
+    lists is there with its SHA-256. Otherwise a ZooError whose message is the one-line reason
+    (`no manifest`, `manifest does not verify: metrics.json changed`), for the caller to put beside
+    the run's path. Every reader of runs (leaderboard, study) uses it."""
+    run_dir = Path(run_dir)
+    if not (run_dir / MANIFEST_FILE).is_file():
+        raise ZooError("no manifest")
+    try:
+        manifest = read_manifest(run_dir)
+    except ZooError as err:
+        raise ZooError(f"manifest unreadable: {err}") from None
+    listed: dict[str, Any] = manifest["artifacts"]
+    if METRICS_FILE not in listed:
+        raise ZooError(f"manifest does not verify: it does not list {METRICS_FILE}")
+    for name, expected in sorted(listed.items()):
+        path = run_dir / name
+        if not path.is_file():
+            raise ZooError(f"manifest does not verify: {name} missing")
+        try:
+            actual = sha256_file(path)
+        except OSError as err:
+            raise ZooError(f"manifest does not verify: {name} unreadable ({err.strerror or err})") from None
+        if actual != expected:
+            raise ZooError(f"manifest does not verify: {name} changed")
+    return manifest
+
+
+def seal_problem(run_dir: Path) -> str | None:
+    """Why `run_dir` is not a sealed, intact run (see verify_run), or None when it is."""
+    try:
+        verify_run(run_dir)
+    except ZooError as err:
+        return str(err)
+    return None
+
+
+def run_state(run_dir: Path) -> str | None:
+    """The state its `state.json` records (created, training, finished, failed, interrupted), None
+    without one (runs older than the file), or `unreadable` when it cannot be read."""
+    path = Path(run_dir) / STATE_FILE
+    if not path.is_file():
+        return None
+    try:
+        state = json.loads(path.read_text(encoding="utf-8")).get("state")
+    except (OSError, ValueError, AttributeError):
+        return "unreadable"
+    return state if isinstance(state, str) and state else "unreadable"
 
 
 def verify(run_dir: Path, name: str, manifest: dict[str, Any] | None = None) -> Path:

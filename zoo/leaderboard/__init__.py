@@ -2,7 +2,7 @@
 predictions, summarise over seeds and folds, compare models with DeLong's test, and write
 Markdown, CSV, PNG and a self-contained HTML report.
 
-collect (runs, predictions, failed and incomplete jobs) → stats (mean, std, t-interval, rank,
+collect (sealed runs, predictions, failed jobs, runs not sealed) → stats (mean, std, t-interval, rank,
 paired comparisons) → tables (Markdown) / charts (PNG) / html → write (every file) → cli.
 """
 
@@ -19,10 +19,11 @@ from zoo.leaderboard.collect import (
     REPLICATE_KEYS,
     SPLITS,
     FailedJob,
+    UnrankedRun,
     collect_runs,
     failed_jobs,
-    incomplete_jobs,
     model_label,
+    unranked_runs,
 )
 from zoo.leaderboard.stats import (
     LOWER_IS_BETTER,
@@ -43,13 +44,13 @@ __all__ = [
     "Comparisons",
     "FailedJob",
     "Leaderboard",
+    "UnrankedRun",
     "available_metrics",
     "collect_runs",
     "compare",
     "describe_replicates",
     "failed_jobs",
     "format_markdown",
-    "incomplete_jobs",
     "ks_curve",
     "main",
     "model_label",
@@ -59,5 +60,6 @@ __all__ = [
     "plot_roc",
     "plot_tradeoff",
     "summarise",
+    "unranked_runs",
     "write_leaderboard",
 ]

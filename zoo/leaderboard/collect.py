@@ -1,25 +1,29 @@
-"""Collecting a sweep: the metrics.json of finished runs, their test predictions, and the jobs that
-failed (failures/<job>.json) or never finished (a `.hydra/` folder but no metrics.json)."""
+"""Collecting a sweep: the runs sealed by a manifest that verifies (their metrics.json, config and
+test predictions), the jobs that failed (failures/<job>.json), and the run directories that are not
+sealed (unfinished, interrupted, or changed after they finished), which are listed, never ranked."""
 
 from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from zoo.errors import ZooError
-from zoo.outputs import METRICS_FILE, OBJECTIVE_FILE, PREDICTIONS_FILE
+from zoo.manifest import MANIFEST_FILE, STATE_FILE, read_manifest, run_state, seal_problem, verify
+from zoo.outputs import CONFIG_FILE, METRICS_FILE, OBJECTIVE_FILE, PREDICTIONS_FILE
 
 SPLITS = ("train", "val", "test")
 REPLICATE_KEYS = frozenset({"seed", "data.fold"})
 """Config keys whose runs are repeats of one setting, summarised together (mean ± std)."""
 FAILURES_DIR = "failures"
 """Folder of a sweep directory holding one `<job>.json` per failed job."""
+_RUN_MARKERS = frozenset({METRICS_FILE, MANIFEST_FILE, STATE_FILE, ".hydra"})
+"""Names whose folder is a run directory: a Hydra job, or a run's own files."""
 
 _RUN_FIELDS = (
     "model",
@@ -36,10 +40,12 @@ _RUN_FIELDS = (
 
 @dataclass(frozen=True)
 class Run:
-    """One readable metrics.json: where it is and what it holds."""
+    """One sealed run's readable metrics.json: where it is, what it holds, and the artifacts its
+    manifest lists (and verify_run checked)."""
 
     path: Path
     data: dict
+    artifacts: frozenset[str] = field(default=frozenset())
 
 
 @dataclass(frozen=True)
@@ -53,41 +59,111 @@ class FailedJob:
     path: Path
 
 
-def collect_runs(root: Path) -> pd.DataFrame:
-    """One row per metrics.json under root (any depth), split metrics flattened as `test/auc`.
+@dataclass(frozen=True)
+class UnrankedRun:
+    """A run directory left out of the table because no manifest that verifies seals it: its
+    `state.json` state (None for runs older than that file) and the reason (`no manifest`,
+    `manifest does not verify: metrics.json changed`)."""
 
-    Unreadable files are skipped with a RuntimeWarning so one crashed run does not sink a multirun;
+    path: Path
+    state: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """What a sweep directory holds: runs to rank, failed jobs, and runs that are not sealed."""
+
+    runs: list[Run]
+    failed: list[FailedJob]
+    unranked: list[UnrankedRun]
+
+
+def collect_runs(root: Path) -> pd.DataFrame:
+    """One row per sealed run under root (any depth), split metrics flattened as `test/auc`.
+
+    Unreadable metrics are skipped with a RuntimeWarning so one crashed run does not sink a multirun;
     so are runs an Optuna pruner stopped early (`pruned_at_epoch`), which are not finished models.
+    Runs whose manifest is missing or does not verify are left out (read_sweep lists them).
     """
     return runs_frame(read_runs(Path(root)))
 
 
 def read_runs(root: Path) -> list[Run]:
-    """Read every metrics.json under root; warn about and skip unreadable ones, fail if none is."""
+    """The sealed, readable, unpruned runs under root (see read_sweep)."""
+    return read_sweep(root).runs
+
+
+def read_sweep(root: Path) -> Sweep:
+    """Every run directory under root, each checked once with verify_run: sealed runs with a
+    readable metrics.json are ranked (unreadable ones are warned about and skipped, pruned ones
+    counted), the others are listed as unranked unless a failure record explains them. A ZooError
+    when nothing is left to rank."""
+    root = Path(root)
+    sweep, files = _scan(root)
+    if not sweep.runs:
+        if sweep.unranked:
+            first = sweep.unranked[0]
+            raise ZooError(
+                f"no run under {root} to rank: {_runs(len(sweep.unranked))} not sealed by a manifest"
+                f" that verifies (first: {first.path}: {first.reason})"
+            )
+        if not files:
+            raise ZooError(f"no metrics.json found under {root}")
+        raise ZooError(f"none of the {files} metrics.json files under {root} is readable and unpruned")
+    return sweep
+
+
+def unranked_runs(root: Path) -> list[UnrankedRun]:
+    """The run directories under root that no verifying manifest seals and no failure record
+    explains: unfinished (killed, still running, interrupted) or changed after they finished."""
+    return _scan(Path(root))[0].unranked
+
+
+def _scan(root: Path) -> tuple[Sweep, int]:
+    """The sweep under root, and how many metrics.json files it holds."""
     if not root.exists():
         raise ZooError(f"runs directory not found: {root}")
     if not root.is_dir():
         raise ZooError(f"expected a runs directory, got a file: {root}")
-    files = sorted(root.rglob(METRICS_FILE))
-    if not files:
-        raise ZooError(f"no metrics.json found under {root}")
-    runs, pruned = [], 0
-    for path in files:
+    failed = failed_jobs(root)
+    recorded = {(job.path.parent.parent, job.job) for job in failed}
+    runs: list[Run] = []
+    unranked: list[UnrankedRun] = []
+    files = pruned = 0
+    for run_dir in _run_dirs(root):
+        path = run_dir / METRICS_FILE
+        files += path.is_file()
+        if not path.is_file() and (run_dir / OBJECTIVE_FILE).is_file():
+            continue  # a trial averaged over folds: each fold<i>/ is a run of its own
+        problem = seal_problem(run_dir)
+        if problem is not None:
+            if (run_dir.parent, run_dir.name) not in recorded:  # a failed job is listed as such
+                unranked.append(UnrankedRun(run_dir, run_state(run_dir), problem))
+            continue
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             _check_run(data)
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, ZooError) as err:
-            warnings.warn(f"skipping unreadable {path}: {err}", RuntimeWarning, stacklevel=3)
+            warnings.warn(f"skipping unreadable {path}: {err}", RuntimeWarning, stacklevel=4)
             continue
         if data.get("pruned_at_epoch") is not None:
             pruned += 1  # stopped early by an Optuna pruner: its metrics are of an unfinished model
             continue
-        runs.append(Run(path, data))
+        runs.append(Run(path, data, frozenset(read_manifest(run_dir)["artifacts"])))
     if pruned:
-        warnings.warn(f"skipping {pruned} runs pruned by an Optuna study", RuntimeWarning, stacklevel=3)
-    if not runs:
-        raise ZooError(f"none of the {len(files)} metrics.json files under {root} is readable and unpruned")
-    return runs
+        warnings.warn(f"skipping {pruned} runs pruned by an Optuna study", RuntimeWarning, stacklevel=4)
+    return Sweep(runs, failed, unranked), files
+
+
+def _run_dirs(root: Path) -> Iterator[Path]:
+    """Folders under root (root included) holding a metrics.json, manifest, state.json or .hydra/."""
+    found = {path.parent for path in root.rglob("*") if path.name in _RUN_MARKERS}
+    yield from sorted(d for d in found if ".hydra" not in d.relative_to(root).parts)
+
+
+def _runs(n: int) -> str:
+    return "1 run is" if n == 1 else f"{n} runs are"
 
 
 def _check_run(data: object) -> None:
@@ -114,10 +190,13 @@ def is_number_or_none(value: object) -> bool:
 
 
 def _flat_config(run: Run) -> dict[str, str] | None:
-    """The run's resolved config.yaml (beside metrics.json) as {dotted key: value text}, or None."""
+    """The run's resolved config.yaml (beside metrics.json) as {dotted key: value text}, or None
+    when its manifest does not list one."""
     import yaml
 
-    path = run.path.parent / "config.yaml"
+    if CONFIG_FILE not in run.artifacts:
+        return None
+    path = run.path.parent / CONFIG_FILE
     try:
         config = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
@@ -240,8 +319,17 @@ class TestPredictions:
 
     @staticmethod
     def _read(run_dir: Path) -> pd.DataFrame | None:
+        """The test rows, from a predictions.parquet the run's manifest lists and that verifies."""
         path = run_dir / PREDICTIONS_FILE
         if not path.is_file():
+            return None
+        try:
+            manifest = read_manifest(run_dir)
+            if PREDICTIONS_FILE not in manifest["artifacts"]:
+                return None  # not the run's own: added after it was sealed
+            verify(run_dir, PREDICTIONS_FILE, manifest)
+        except ZooError as err:
+            warnings.warn(f"skipping {path}: {err}", RuntimeWarning, stacklevel=3)
             return None
         try:
             frame = pd.read_parquet(path, columns=["split", "row", "label", "prob"])
@@ -277,20 +365,4 @@ def failed_jobs(root: Path) -> list[FailedJob]:
             warnings.warn(f"skipping unreadable failure record {path}: {err}", RuntimeWarning, stacklevel=2)
             continue
         jobs.append(job)
-    return jobs
-
-
-def incomplete_jobs(root: Path, failed: Sequence[FailedJob] = ()) -> list[Path]:
-    """Job directories under root (a `.hydra/` folder inside) with neither metrics.json (or, for a
-    tuning trial averaged over folds, objective.json) nor a failure record: killed, or still running."""
-    recorded = {(job.path.parent.parent, job.job) for job in failed}
-    jobs = []
-    for hydra_dir in sorted(Path(root).rglob(".hydra")):
-        job_dir = hydra_dir.parent
-        finished = (job_dir / METRICS_FILE).exists() or (job_dir / OBJECTIVE_FILE).exists()
-        if not hydra_dir.is_dir() or finished:
-            continue
-        if (job_dir.parent, job_dir.name) in recorded:
-            continue
-        jobs.append(job_dir)
     return jobs

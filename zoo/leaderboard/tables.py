@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from zoo.errors import ZooError
-from zoo.leaderboard.collect import FailedJob, is_number_or_none, model_label
+from zoo.leaderboard.collect import FailedJob, UnrankedRun, is_number_or_none, model_label
 from zoo.leaderboard.stats import LEVEL, Comparisons, verdict
 
 
@@ -200,9 +200,10 @@ def failed_table(failed: Sequence[FailedJob]) -> Table:
     return Table(["job", "error type", "error", "overrides"], rows, [False] * 4)
 
 
-def incomplete_table(incomplete: Sequence[Path], root: Path) -> Table:
-    rows = [[str(_relative(path, root))] for path in incomplete]
-    return Table(["job directory (no metrics.json, no failure record)"], rows, [False])
+def unranked_table(unranked: Sequence[UnrankedRun], root: Path) -> Table:
+    """Run directory, its state.json state ("-" for runs older than the file), and why it is not ranked."""
+    rows = [[str(_relative(run.path, root)), run.state or "-", run.reason] for run in unranked]
+    return Table(["run directory", "state", "reason"], rows, [False] * 3)
 
 
 def _relative(path: Path, root: Path) -> Path:

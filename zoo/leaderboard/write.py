@@ -13,13 +13,13 @@ import pandas as pd
 from zoo.errors import ZooError
 from zoo.leaderboard import charts, tables
 from zoo.leaderboard.collect import (
+    FailedJob,
     TestPredictions,
+    UnrankedRun,
     check_metric_list,
-    failed_jobs,
     from_runs,
-    incomplete_jobs,
     model_label,
-    read_runs,
+    read_sweep,
     runs_frame,
 )
 from zoo.leaderboard.html import render_html
@@ -61,7 +61,8 @@ def write_leaderboard(
     leaderboard_<y>_vs_<x>.png.
     """
     root = Path(root)
-    runs = read_runs(root)
+    sweep = read_sweep(root)
+    runs = sweep.runs
     frame = runs_frame(runs)
     if metrics is None:
         from_exp = from_runs(runs, "experiment_metrics", check_metric_list)
@@ -71,8 +72,6 @@ def write_leaderboard(
     summary = summarise(frame, metrics, split)
     predictions = TestPredictions()
     comparisons = compare(frame, summary, predictions, reference_model)
-    failed = failed_jobs(root)
-    incomplete = incomplete_jobs(root, failed)
     tradeoff = cast(list[str] | None, from_runs(runs, "experiment_tradeoff", check_metric_list))
     if tradeoff and len(tradeoff) != 2:
         raise ZooError(f"experiment_tradeoff {tradeoff} names {len(tradeoff)} metrics, expected [x, y]")
@@ -102,7 +101,7 @@ def write_leaderboard(
     )
     sections = [Section("", [intro], [tables.summary_table(summary, metrics, reference)], [])]
     sections += _comparison_sections(comparisons)
-    sections += _job_sections(failed, incomplete, root)
+    sections += _job_sections(sweep.failed, sweep.unranked, root)
     markdown = tables.sections_markdown(sections)
     write_text(paths["md"], markdown)
     write_csv(paths["csv"], summary)
@@ -148,18 +147,22 @@ def _comparison_sections(comparisons: Comparisons) -> list[Section]:
     ]
 
 
-def _job_sections(failed: list, incomplete: list[Path], root: Path) -> list[Section]:
+def _job_sections(failed: Sequence[FailedJob], unranked: Sequence[UnrankedRun], root: Path) -> list[Section]:
     sections = []
     if failed:
         text = f"{_jobs(len(failed))} failed (from failures/<job>.json); not in the table."
         sections.append(Section("Failed jobs", [text], [tables.failed_table(failed)], []))
-    if incomplete:
+    if unranked:
         text = (
-            f"{_jobs(len(incomplete))} incomplete: killed or still running"
-            " (a .hydra folder, no metrics.json, no failure record)."
+            f"{_runs(len(unranked))} not in the table: no manifest that verifies seals them"
+            " (unfinished: killed, interrupted or still running; or changed after they finished)."
         )
-        sections.append(Section("Incomplete jobs", [text], [tables.incomplete_table(incomplete, root)], []))
+        sections.append(Section("Runs not ranked", [text], [tables.unranked_table(unranked, root)], []))
     return sections
+
+
+def _runs(n: int) -> str:
+    return "1 run" if n == 1 else f"{n} runs"
 
 
 def _jobs(n: int) -> str:
