@@ -36,7 +36,8 @@ from typing import TYPE_CHECKING, Any
 from omegaconf import OmegaConf
 
 from zoo.errors import ZooError
-from zoo.outputs import write_atomic, write_text
+from zoo.manifest import MANIFEST_FILE, seal_problem
+from zoo.outputs import OBJECTIVE_FILE, write_atomic, write_text
 from zoo.pruning import PRUNED_ATTR
 from zoo.sweeps import (
     ERROR_ATTR,
@@ -193,8 +194,29 @@ def format_summary(study: optuna.Study, storage_label: str) -> str:
         lines.append(f"  mean of {best.user_attrs.get(FOLDS_ATTR)} folds: {values}")
     lines += [f"  {name} = {value}" for name, value in best.params.items()]
     if RUN_DIR_ATTR in best.user_attrs:
-        lines.append(f"  run directory: {best.user_attrs[RUN_DIR_ATTR]}")
+        run_dir = str(best.user_attrs[RUN_DIR_ATTR])
+        lines.append(f"  run directory: {run_dir}{_seal_note(Path(run_dir))}")
     return "\n".join(lines)
+
+
+def _seal_note(run_dir: Path) -> str:
+    """` (not a sealed run: <reason>)` when the best trial's run directory is here but no manifest
+    that verifies seals it (or, for a trial over folds, one of its folds); "" otherwise, also when
+    the directory is on another machine. The value above comes from the study, not from the run."""
+    if not run_dir.is_dir():
+        return ""
+    runs = [run_dir]
+    if (run_dir / OBJECTIVE_FILE).is_file() and not (run_dir / MANIFEST_FILE).is_file():
+        try:  # a trial over folds: its folds are the runs
+            runs = [run_dir / str(d) for d in json.loads((run_dir / OBJECTIVE_FILE).read_text())["run_dirs"]]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            return f" (not a sealed run: {OBJECTIVE_FILE} unreadable: {err})"
+    for run in runs:
+        problem = seal_problem(run)
+        if problem is not None:
+            where = "" if run == run_dir else f"{run.name}: "
+            return f" (not a sealed run: {where}{problem})"
+    return ""
 
 
 @contextlib.contextmanager
