@@ -65,14 +65,14 @@ def private_reading_cache(tmp_path_factory, monkeypatch):
 
 @pytest.fixture
 def zoo_train_here(monkeypatch, capfd) -> Callable[..., subprocess.CompletedProcess]:
-    """`zoo-train ARGS` run in `cwd` through its console entry point (`zoo.train.main`) inside this
+    """`zoo-train ARGS` run in `cwd` through its console entry point (`zoo.app.main`) inside this
     process, as a `CompletedProcess` (exit code, stdout, stderr), warnings ignored as the CLI tests'
     PYTHONWARNINGS=ignore does. For tests of what the command says and leaves behind: a subprocess
     pays ~8 s of imports (test_bad_input keeps one that runs the real process). Hydra's run config
     and the logging setup it installs are undone afterwards."""
     from hydra.core.hydra_config import HydraConfig
 
-    from zoo.train import main
+    from zoo.app import main
 
     def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
         monkeypatch.chdir(cwd)

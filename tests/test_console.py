@@ -108,7 +108,7 @@ def test_only_the_expected_warnings_are_silenced(width):
 
 
 def test_the_metrics_table_stays_aligned_with_a_models_own_figures():
-    from zoo.train import format_table
+    from zoo.console import format_table
 
     figures = {"auc": 0.75, "rule_coverage": 0.5, "rule_stability": 1.0, "n_rules": 12.0}
     result = {

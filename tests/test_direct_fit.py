@@ -1,6 +1,6 @@
-"""Direct-fit models (`TreeModel`): fitted on every row of the training split through
-`CreditDataModule.split_arrays`, whatever the loaders drop or shard; refused under DDP; seeded by
-the run's seed."""
+"""Direct-fit models (`TreeModel`): fitted once through `zoo.fitting`, no epoch loop, on every row
+of the training split (`CreditDataModule.split_arrays`), whatever the loaders drop or shard;
+refused across processes; seeded by the run's seed; refused by `Trainer.fit`."""
 
 from __future__ import annotations
 
@@ -8,14 +8,15 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
 from zoo.data.datamodule import CreditDataModule
 from zoo.errors import ZooError
+from zoo.fitting import fit_directly, placement
 from zoo.models.tree import TreeModel
 from zoo.testing import PLANTED_DATASET, build, default_config, planted_batch, planted_frame, tiny_spec
+from zoo.train import train
 
 
 def planted_dm(**options) -> CreditDataModule:
@@ -38,23 +39,6 @@ def recording_tree(name: str, feature_spec) -> tuple[TreeModel, list[dict]]:
     return model, calls
 
 
-def fit(model, tmp_path, *, val_batches: int = 0, **data) -> None:
-    """One epoch of a CPU Trainer, quiet."""
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        devices=1,
-        max_epochs=1,
-        num_sanity_val_steps=0,
-        limit_val_batches=val_batches,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=str(tmp_path),
-    )
-    trainer.fit(model, **data)
-
-
 def test_split_arrays_hold_every_row_of_the_split_as_a_copy():
     dm = planted_dm(batch_size=32, drop_last=True)
     train = dm.split_arrays("train")
@@ -70,47 +54,54 @@ def test_split_arrays_hold_every_row_of_the_split_as_a_copy():
 
 
 @pytest.mark.parametrize("name", ["dt", "catboost"])
-def test_a_tree_model_fits_on_every_training_row_under_drop_last(name, tmp_path):
+def test_a_tree_model_fits_on_every_training_row_under_drop_last(name):
     dm = planted_dm(batch_size=32, drop_last=True)
     model, calls = recording_tree(name, dm.feature_spec)
-    fit(model, tmp_path, datamodule=dm)
+    fit_directly(model, dm)
     assert len(calls) == 1
     np.testing.assert_array_equal(np.sort(calls[0]["train"]["row"]), np.sort(dm.arrays["train"]["row"]))
     np.testing.assert_array_equal(calls[0]["val"]["row"], dm.arrays["val"]["row"])
     assert "x_raw" in calls[0]["train"]
 
 
-def test_a_rank_of_two_would_still_fit_on_every_row_but_ddp_is_refused():
-    dm = planted_dm(batch_size=32)
-    model = build(default_config("dt"), dm.feature_spec)
-    # What rank 0 of 2 would have gathered from its loader: half the rows.
-    dm.setup()
-    dm.trainer = SimpleNamespace(global_rank=0, world_size=2)
-    assert sum(len(b["y"]) for b in dm.train_dataloader()) == 60
-    model.trainer = SimpleNamespace(world_size=2)
+def test_more_than_one_process_is_refused_for_a_direct_fit(make_cfg, tmp_path):
+    cfg = make_cfg("model=dt", "trainer=fast", "trainer.devices=2", "+trainer.strategy=ddp")
     with pytest.raises(ZooError, match=r"fitted once on every training row.*world size is 2, expected 1"):
-        model.setup("fit")
-    model.trainer = SimpleNamespace(world_size=1)
-    model.setup("fit")  # one process: fine
+        train(cfg, tmp_path / "run")
+    assert placement(make_cfg("trainer=fast").trainer) == (torch.device("cpu"), 1)
 
 
-def test_without_a_datamodule_a_tree_model_fits_on_what_the_loaders_serve(tmp_path):
+def test_a_direct_fit_takes_no_epochs_and_reloads_from_its_one_checkpoint(make_cfg, tmp_path):
+    result = train(make_cfg("model=dt", "trainer=fast"), tmp_path / "run")
+    assert result["epochs"] == 0 and result["best_checkpoint"] == "checkpoints/best.ckpt"
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["best.ckpt"]
+
+
+def test_trainer_fit_refuses_a_direct_fit_model_with_one_line():
+    spec = tiny_spec()
+    model = build(default_config("dt"), spec)
+    batch = planted_batch(spec, 8, seed=0, raw_values=True)
+    with pytest.raises(TypeError, match="fitted once by its library.*zoo.fitting.fit_directly"):
+        model.training_step(batch, 0)
+
+
+def test_without_a_datamodule_a_tree_model_fits_on_what_the_loaders_serve():
     spec = tiny_spec()
     model, calls = recording_tree("dt", spec)
-    train = [planted_batch(spec, 64, seed=s, raw_values=True) for s in (0, 1)]
+    train_rows = [planted_batch(spec, 64, seed=s, raw_values=True) for s in (0, 1)]
     val = [planted_batch(spec, 32, seed=2, raw_values=True)]
-    loaders = {
-        "train_dataloaders": DataLoader(train, batch_size=None),
-        "val_dataloaders": DataLoader(val, batch_size=None),
-    }
-    fit(model, tmp_path, val_batches=1, **loaders)
+    loaders = SimpleNamespace(
+        train_dataloader=lambda: DataLoader(train_rows, batch_size=None),
+        val_dataloader=lambda: DataLoader(val, batch_size=None),
+    )
+    fit_directly(model, loaders)
     assert len(calls) == 1 and len(calls[0]["train"]["y"]) == 128
 
 
-def test_a_tree_model_takes_the_run_seed_from_the_datamodule(tmp_path):
+def test_a_tree_model_takes_the_run_seed_from_the_datamodule():
     dm = planted_dm(batch_size=32, seed=3)
     model = build(default_config("dt"), dm.feature_spec)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(7)  # torch's global seed is not the run's
-        fit(model, tmp_path, datamodule=dm)
+        fit_directly(model, dm)
         assert model.seed == 3

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from zoo.train import check_targets, train
+from zoo.config_targets import check_targets
+from zoo.train import train
 
 
 @pytest.mark.parametrize("name", ["csv", "none", "tensorboard", "mlflow"])

@@ -12,7 +12,8 @@ import torch
 
 from zoo.data.datamodule import CreditDataModule
 from zoo.optim import warmup_cosine
-from zoo.train import patience_epochs, train
+from zoo.train import train
+from zoo.trainer import patience_epochs
 
 
 def _one_hot(dm: CreditDataModule, split: str) -> np.ndarray:

@@ -16,12 +16,15 @@ import torch
 
 from tests.overrides import QUICK_EXPLAIN
 from zoo import registry
+from zoo.config_targets import CONFIG_TARGETS, build_from_config
 from zoo.data.validate import resolve_target
 from zoo.errors import ZooError
 from zoo.manifest import MANIFEST_FILE, load_checkpoint, sha256_file
 from zoo.outputs import CHECKPOINT_FILE, METRICS_FILE
 from zoo.predict import main as predict_main
-from zoo.train import CONFIG_TARGETS, build_from_config, check_settings, config_dir, predict, train
+from zoo.run_checks import check_settings
+from zoo.run_outputs import predict_split as predict
+from zoo.train import config_dir, train
 
 pytest_plugins = ("pytester",)
 
@@ -91,7 +94,7 @@ def test_the_allowlist_holds_even_when_the_config_check_is_bypassed(monkeypatch,
     from hydra.utils import execution_whitelist as allow
 
     victim, file, marker = targets
-    monkeypatch.setattr("zoo.train.check_targets", lambda node, where: None)
+    monkeypatch.setattr("zoo.config_targets.check_targets", lambda node, where: None)
     nested = {"_target_": "torch.optim.AdamW", "_partial_": True, "x": {"_target_": "zoo.outputs.write_text"}}
     nested["x"].update(path=str(file), text="overwritten")
     with allow(["zoo.*", "os.*"]), pytest.raises(ZooError, match="write_text"):

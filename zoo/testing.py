@@ -47,6 +47,7 @@ from zoo.data.spec import (
     FeatureSpec,
     NumericField,
 )
+from zoo.fitting import fit_directly, save_fitted
 from zoo.models.base import Batch, CreditModel
 from zoo.models.tree import TreeModel
 
@@ -314,6 +315,11 @@ def fit_tree(model: TreeModel, train: Batch, val: Batch) -> TreeModel:
     return model
 
 
+def _concat(batches: list[Batch]) -> Batch:
+    """Batches as one batch, key by key."""
+    return {key: torch.cat([b[key] for b in batches]) for key in batches[0]}
+
+
 def ready(model: CreditModel, seed: int = 0) -> CreditModel:
     """The model in eval mode, fitted first if it is a tree model (on planted rows)."""
     if isinstance(model, TreeModel):
@@ -435,20 +441,22 @@ def check_fits_on_every_training_row(
         seen = _RowsSeen()
         if isinstance(model, TreeModel):
             model.fit_model = seen.recording(model.fit_model)  # type: ignore[method-assign]
-        trainer = pl.Trainer(
-            accelerator="cpu",
-            devices=1,
-            max_epochs=1,
-            limit_val_batches=0,
-            num_sanity_val_steps=0,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            callbacks=[seen],
-            default_root_dir=str(tmp_path),
-        )
-        trainer.fit(model, datamodule=dm)
+            fit_directly(model, dm)  # as zoo-train fits it (zoo/fitting.py)
+        else:
+            trainer = pl.Trainer(
+                accelerator="cpu",
+                devices=1,
+                max_epochs=1,
+                limit_val_batches=0,
+                num_sanity_val_steps=0,
+                logger=False,
+                enable_checkpointing=False,
+                enable_progress_bar=False,
+                enable_model_summary=False,
+                callbacks=[seen],
+                default_root_dir=str(tmp_path),
+            )
+            trainer.fit(model, datamodule=dm)
     where = (
         f"model {model_name!r} with data.drop_last=true and batch size {ROWS_CHECK_BATCH} "
         f"({len(training_rows)} training rows)"
@@ -481,7 +489,7 @@ class _RowsSeen(pl.Callback):
 
 def _expect_rows_fitted(fitted: np.ndarray | None, training_rows: np.ndarray, where: str) -> None:
     """A direct-fit model's training rows are the split's, each once."""
-    _expect(fitted is not None, f"{where}: fit_model was never called during trainer.fit")
+    _expect(fitted is not None, f"{where}: fit_model was never called by zoo.fitting.fit_directly")
     assert fitted is not None
     missing = np.setdiff1d(training_rows, fitted)
     _expect(
@@ -508,8 +516,8 @@ def _expect_rows_trained(batches: list[np.ndarray], training_rows: np.ndarray, w
 def check_checkpoint_round_trip(
     model_name: str, tmp_path: Path, *, overrides: Mapping[str, Any] | None = None
 ) -> None:
-    """A short Lightning fit, `trainer.save_checkpoint`, then `load_from_checkpoint(...,
-    weights_only=True)` gives back the same class with identical predictions."""
+    """A short fit (Lightning's, or a direct one), saved as zoo-train saves it, then
+    `load_from_checkpoint(..., weights_only=True)` gives back the same class with identical predictions."""
     from torch.utils.data import DataLoader
 
     spec = tiny_spec()
@@ -519,25 +527,29 @@ def check_checkpoint_round_trip(
         raw = model.uses_raw_values
         train = [planted_batch(spec, 64, seed=s, raw_values=raw) for s in (0, 1)]
         val = [planted_batch(spec, 64, seed=2, raw_values=raw)]
-        trainer = pl.Trainer(
-            accelerator="cpu",
-            devices=1,
-            max_epochs=1,
-            limit_train_batches=2,
-            limit_val_batches=1,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            log_every_n_steps=1,
-            default_root_dir=str(tmp_path),
-        )
-        # A list of ready batches is a map-style dataset to DataLoader (batch_size=None: as they are).
-        train_loader: DataLoader = DataLoader(train, batch_size=None)  # type: ignore[arg-type]
-        val_loader: DataLoader = DataLoader(val, batch_size=None)  # type: ignore[arg-type]
-        trainer.fit(model, train_loader, val_loader)
         path = Path(tmp_path) / f"{model_name}.ckpt"
-        trainer.save_checkpoint(path, weights_only=False)  # full state, as zoo-train's checkpoints
+        if isinstance(model, TreeModel):
+            fit_tree(model, _concat(train), val[0])
+            save_fitted(model, path)  # as zoo-train saves a direct fit (zoo/fitting.py)
+        else:
+            trainer = pl.Trainer(
+                accelerator="cpu",
+                devices=1,
+                max_epochs=1,
+                limit_train_batches=2,
+                limit_val_batches=1,
+                logger=False,
+                enable_checkpointing=False,
+                enable_progress_bar=False,
+                enable_model_summary=False,
+                log_every_n_steps=1,
+                default_root_dir=str(tmp_path),
+            )
+            # A list of ready batches is a map-style dataset to DataLoader (batch_size=None: as they are).
+            train_loader: DataLoader = DataLoader(train, batch_size=None)  # type: ignore[arg-type]
+            val_loader: DataLoader = DataLoader(val, batch_size=None)  # type: ignore[arg-type]
+            trainer.fit(model, train_loader, val_loader)
+            trainer.save_checkpoint(path, weights_only=False)  # full state, as zoo-train's checkpoints
         loaded = cls.load_from_checkpoint(path, weights_only=True)
     _expect(type(loaded) is type(model), f"model {model_name!r}: loaded a {type(loaded).__qualname__}")
     batch = planted_batch(spec, 32, seed=3, raw_values=raw)

@@ -3,7 +3,8 @@
 A subclass implements only `fit_model`, `predict_logit`, `dump` and `load`; this base hands it
 every row of the training and validation splits (`CreditDataModule.split_arrays`, never a loader,
 which may drop a ragged batch or shard rows across processes), in the data's own terms on request
-(`raw_frame`), takes no optimiser steps, and stores the fitted model in the checkpoint as bytes.
+(`raw_frame`), and stores the fitted model in the checkpoint as bytes. `zoo-train` fits it through
+`zoo.fitting.fit_directly`: no Trainer, no epochs, no optimiser steps.
 """
 
 from __future__ import annotations
@@ -66,10 +67,10 @@ class TreeModel(CreditModel):
 
     family: ClassVar[str] = "tree"
     uses_raw_values: ClassVar[bool] = True
+    fits_directly: ClassVar[bool] = True  # zoo/fitting.py: one fit on every row, no epoch loop
 
     def __init__(self, *, feature_spec: FeatureSpec | dict[str, Any], learning_rate: float = 0.1) -> None:
         super().__init__(feature_spec=feature_spec, learning_rate=learning_rate)
-        self.automatic_optimization = False
         self.fitted: Any = None
         self.run_seed: int | None = None  # the DataModule's seed, set when the fit starts
 
@@ -109,53 +110,19 @@ class TreeModel(CreditModel):
             return int(self.run_seed) % (2**31)
         return int(torch.initial_seed() % (2**31))
 
-    # --- the Lightning side -----------------------------------------------------------------
+    # --- fitting: once, on every row (zoo/fitting.py), never in an epoch loop ----------------
 
-    def setup(self, stage: str) -> None:
-        """Refuse training across processes before DDP wraps the model.
+    def fit_datamodule(self, dm: Any) -> None:
+        """Fit once on every training and validation row of `dm` (`split_arrays`), with the run's
+        seed: what `zoo-train` calls instead of an epoch loop."""
+        self.run_seed = getattr(dm, "seed", None)
+        self.fitted = self.fit_model(*split_arrays(dm))
 
-        CHOICE: refused rather than fitted on every rank. The fit is one process's job (a
-        library's own fit, not gradient steps to average): N ranks would repeat it N times on
-        the same rows for nothing, and torch's DistributedDataParallel rejects a module with no
-        parameter to synchronise anyway, with an error that does not say why."""
-        world = int(getattr(self.trainer, "world_size", 1) or 1)
-        if stage == "fit" and world > 1:
-            raise ZooError(
-                f"model {type(self).__name__} is fitted once on every training row, not trained "
-                f"across processes: trainer world size is {world}, expected 1 (trainer.devices=1, "
-                "trainer.num_nodes=1)"
-            )
-
-    def on_fit_start(self) -> None:
-        """Fit once on every training and validation row of the DataModule, if there is one."""
-        dm = getattr(self.trainer, "datamodule", None)
-        if dm is not None and self.fitted is None:
-            self.run_seed = getattr(dm, "seed", None)
-            self.fitted = self.fit_model(*split_arrays(dm))
-
-    def on_train_start(self) -> None:
-        """Plain dataloaders, no DataModule: fit once on what the loaders serve."""
-        if self.fitted is None:
-            self.fitted = self.fit_model(
-                gather(self.trainer.train_dataloader), gather(self.trainer.val_dataloaders)
-            )
-
-    def training_step(self, batch: Batch, batch_idx: int) -> None:  # type: ignore[override]
-        return None
-
-    def on_train_epoch_end(self) -> None:
-        self.trainer.should_stop = True  # fitted in one pass
-
-    def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        if self.fitted is not None:  # not before the fit (sanity check without a DataModule)
-            super().validation_step(batch, batch_idx)
-
-    def on_validation_epoch_end(self) -> None:
-        if self.fitted is not None:
-            super().on_validation_epoch_end()
-
-    def configure_optimizers(self) -> None:
-        return None
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        raise TypeError(
+            f"{type(self).__name__} is fitted once by its library, not by gradient steps: fit it with "
+            "zoo.fitting.fit_directly(model, datamodule) (as zoo-train does), not Trainer.fit"
+        )
 
     def forward(self, batch: Batch) -> torch.Tensor:
         if self.fitted is None:

@@ -130,7 +130,7 @@ def fit_attention(
     when the validation log-loss has not improved for `patience` epochs, keep the best epoch's
     state. Initial weights and shuffling come from `seed` alone (a CPU generator, so every device
     sees the same order); torch's global random state is left as it was. Deterministic kernels
-    follow the run's `trainer.deterministic`, which Lightning sets for the whole fit."""
+    follow the run's `trainer.deterministic`, which `zoo.fitting` sets for the whole fit."""
     device = torch.device(device)
     generator = torch.Generator().manual_seed(seed)
     net = _network(
