@@ -1,5 +1,6 @@
 """What a fitted run writes: predictions of the validation and test splits, post-hoc calibration,
-the threshold, metrics.json, reliability, preprocessing, explanations, and last the manifest."""
+the threshold, metrics.json, reliability, preprocessing, the monitoring reference, explanations,
+and last the manifest."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from zoo.explain import write_explanations
 from zoo.fitting import Fitted
 from zoo.manifest import write_manifest
 from zoo.metrics import compute_metrics
+from zoo.monitor import write_reference as write_monitor_reference
 from zoo.outputs import (
     CALIBRATION_FILE,
     METRICS_FILE,
@@ -102,6 +104,7 @@ def write_run(cfg: DictConfig, fitted: Fitted, dm: Any, run_dir: Path) -> dict[s
         result["reference"] = plain(cfg.reference)
 
     write_parquet(run_dir / PREDICTIONS_FILE, predictions_frame(predictions, dm.ids))
+    write_monitor_reference(run_dir, dm, predictions)  # what `zoo monitor` compares new files with
     write_reliability(run_dir, predictions, title=f"{cfg.model.name} on {dm.dataset_name}, test split")
     write_json(run_dir / PREPROCESSING_FILE, {**dm.preprocessor.to_dict(), **dm.schema()})
     artifacts = getattr(model, "write_artifacts", None)
