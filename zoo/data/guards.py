@@ -17,7 +17,7 @@ from zoo.errors import ZooError
 
 log = logging.getLogger(__name__)
 
-#: A single feature this good on the training rows is the label in disguise, not a predictor.
+#: A single feature this good on the labelled rows is the label in disguise, not a predictor.
 LEAK_AUC = 0.99
 #: Fewer rows than this say nothing about ids: a distinct value per row happens by chance.
 MIN_ID_ROWS = 100
@@ -31,7 +31,7 @@ DATE_SAMPLE = 1000
 DATE_ROWS = 50_000
 #: Folds of the out-of-fold category bad rates scored for leakage.
 LEAK_FOLDS = 5
-#: Training rows scored for leakage at most (a seeded sample beyond): the AUC's standard error is
+#: Labelled rows scored for leakage at most (a seeded sample beyond): the AUC's standard error is
 #: then about 0.001, far below the gap between a real predictor and LEAK_AUC.
 LEAK_ROWS = 200_000
 
@@ -59,8 +59,9 @@ def check_data(
 ) -> GuardReport:
     """Run every guard on the feature columns (`roles` categorical or numeric) of a split frame.
 
-    `parts` are the train, validation and test row indices; label-based checks read the training
-    rows alone. A leaky column not listed in `allow_leaky` is a ZooError.
+    `parts` are the train, validation and test row indices. The leakage check reads the labels of
+    all of them together, so its decision is the same for every fold and seed of one data file and
+    split design; a leaky column not listed in `allow_leaky` is a ZooError.
     """
     report = GuardReport()
     declared = {str(c) for r in ("categorical", "numeric") for c in _as_list((given_roles or {}).get(r))}
@@ -87,11 +88,14 @@ def check_data(
             f"text column(s) of dates used as categories: {shown}; each date is a category of its own, "
             "so derive numbers from them (e.g. an age in days) or list them in dataset.roles.ignore"
         )
-    train = parts[0]
-    if len(train) > LEAK_ROWS:
-        train = np.sort(np.random.default_rng(0).choice(train, LEAK_ROWS, replace=False))
-    scores = feature_aucs(features.iloc[train][kept], y[train], categorical=categorical)
-    check_leakage(scores, report, roles=roles, allow_leaky=allow_leaky)
+    # Leakage is judged once on every labelled row of the split design, not per fold or seed: a
+    # borderline column is then refused by every fold and seed, or by none.
+    labelled = np.unique(np.concatenate(parts))
+    judged = labelled
+    if len(judged) > LEAK_ROWS:
+        judged = np.sort(np.random.default_rng(0).choice(judged, LEAK_ROWS, replace=False))
+    scores = feature_aucs(features.iloc[judged][kept], y[judged], categorical=categorical)
+    check_leakage(scores, report, roles=roles, allow_leaky=allow_leaky, n_rows=len(labelled))
     repeats = repeated_rows(features[kept], parts)
     if any(repeats.values()):
         sizes = {"test": len(parts[2]), "validation": len(parts[1])}
@@ -217,8 +221,10 @@ def check_leakage(
     *,
     roles: Mapping[str, str],
     allow_leaky: Iterable[str] | None,
+    n_rows: int | None = None,
 ) -> None:
-    """A column at or above LEAK_AUC is a ZooError naming it, unless `dataset.allow_leaky` lists it."""
+    """A column at or above LEAK_AUC is a ZooError naming it, unless `dataset.allow_leaky` lists it.
+    `n_rows`: how many labelled rows `scores` were measured on, for the message."""
     allowed = [str(c) for c in _as_list(allow_leaky)]
     for name in allowed:
         if name not in roles:
@@ -228,19 +234,21 @@ def check_leakage(
             )
     leaky = {c: auc for c, auc in scores.items() if auc >= LEAK_AUC}
     refused = {c: auc for c, auc in leaky.items() if c not in allowed}
+    where = "the labelled rows" if n_rows is None else f"all {n_rows:,} labelled rows"
+    once = "judged once per data file and split design, the same for every fold and seed"
     if refused:
         shown = ", ".join(f"{c!r} (AUC {auc:.3f})" for c, auc in refused.items())
         names = ",".join(refused)
         which = "column" if len(refused) == 1 else "columns"
         verb = "separates" if len(refused) == 1 else "each separate"
         raise ZooError(
-            f"label leakage: {which} {shown} alone {verb} bad from good on the training rows "
-            f"(AUC >= {LEAK_AUC}): a copy of the target or something known only after it; drop with "
+            f"label leakage: {which} {shown} alone {verb} bad from good on {where} "
+            f"(AUC >= {LEAK_AUC}; {once}): a copy of the target or something known only after it; drop with "
             f"'dataset.roles.ignore=[{names}]' or keep with 'dataset.allow_leaky=[{names}]'"
         )
     if leaky:
         shown = ", ".join(f"{c} (AUC {auc:.3f})" for c, auc in leaky.items())
-        report.warn(f"kept by dataset.allow_leaky, near-perfect alone on the training rows: {shown}")
+        report.warn(f"kept by dataset.allow_leaky, near-perfect alone on {where} ({once}): {shown}")
 
 
 def repeated_rows(features: pd.DataFrame, parts: tuple[np.ndarray, ...]) -> dict[str, int]:
