@@ -137,7 +137,7 @@ def seal_problem(run_dir: Path) -> str | None:
     return None
 
 
-def run_state(run_dir: Path) -> str | None:
+def recorded_state(run_dir: Path) -> str | None:
     """The state its `state.json` records (created, training, finished, failed, interrupted), None
     without one (runs older than the file), or `unreadable` when it cannot be read."""
     path = Path(run_dir) / STATE_FILE
