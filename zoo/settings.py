@@ -8,6 +8,7 @@ Config groups (dataset, model, optim, trainer, logger) are checked by their own 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,8 +116,72 @@ def check_ranges(cfg: DictConfig) -> None:
             )
 
 
+#: Seeds that numpy and `pytorch_lightning.seed_everything` accept.
+SEED_RANGE = (0, 2**32 - 1)
+#: Characters at most in `dataset.name`: it becomes part of a run directory's name, and a file
+#: name has at most 255 bytes on common file systems.
+MAX_NAME_CHARS = 100
+
+
+def check_seeds(cfg: DictConfig) -> None:
+    """`seed` and `data.split_seed` within what numpy and Lightning accept."""
+    low, high = SEED_RANGE
+    for key, value in (("seed", cfg.seed), ("data.split_seed", cfg.data.split_seed)):
+        if value is not None and not low <= value <= high:
+            raise ZooError(f"{key}={value}, expected an integer from {low} to {high} (2**32 - 1)")
+
+
+def check_dataset_name(cfg: DictConfig) -> None:
+    """`dataset.name` is part of the run directory's name: short, and one path component."""
+    name = (cfg.dataset or {}).get("name")
+    if name is None:
+        return
+    text = str(name)
+    shown = repr(text) if len(text) <= 40 else f"{text[:20]!r}... ({len(text)} characters)"
+    if not 1 <= len(text) <= MAX_NAME_CHARS:
+        raise ZooError(
+            f"dataset.name={shown}, expected 1 to {MAX_NAME_CHARS} characters "
+            "(it becomes part of the run directory's name)"
+        )
+    if text in (".", "..") or any(c in text for c in "/\\\0"):
+        raise ZooError(
+            f"dataset.name={shown}, expected a name without '/', '\\' or NUL that is not '.' or '..' "
+            "(it becomes part of the run directory's name)"
+        )
+
+
+def _numbers(value: Any, key: str) -> list[tuple[str, float]]:
+    """Every float in a config value, with its dotted key (list items as key[i])."""
+    if isinstance(value, dict):
+        return [pair for k, v in value.items() for pair in _numbers(v, f"{key}.{k}")]
+    if isinstance(value, list):
+        return [pair for i, v in enumerate(value) for pair in _numbers(v, f"{key}[{i}]")]
+    return [(key, value)] if isinstance(value, float) else []
+
+
+def check_model(cfg: DictConfig) -> None:
+    """The model's class imports (a plugin's import error is one line), its numbers are finite,
+    and its learning rates positive."""
+    model = OmegaConf.to_container(cfg.model, resolve=True) if OmegaConf.is_config(cfg.model) else cfg.model
+    if not isinstance(model, dict):
+        return
+    for key, value in _numbers(model, "model"):
+        rate = key.rsplit(".", 1)[-1].endswith("learning_rate")
+        if not math.isfinite(value) or (rate and value <= 0):
+            expected = "a finite number > 0" if rate else "a finite number"
+            raise ZooError(f"{key}={value}, expected {expected}")
+    name = model.get("name")
+    if name not in (None, "???"):
+        from zoo import registry
+
+        registry.get(str(name))  # unknown, or fails to import: ZooError, one line
+
+
 def check_run_settings(cfg: DictConfig) -> DictConfig:
     """The typed config after every run-level check; raises ZooError with one line."""
     settings = typed(cfg)
     check_ranges(settings)
+    check_seeds(settings)
+    check_dataset_name(settings)
+    check_model(settings)
     return settings
