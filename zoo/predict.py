@@ -4,9 +4,13 @@ best checkpoint, checked against the run's manifest and its training schema."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import glob
 import os
+import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,13 +24,16 @@ from zoo import registry
 from zoo.calibration import calibrator_from_dict
 from zoo.data.batches import DeviceBatches
 from zoo.data.preprocess import Preprocessor
-from zoo.data.sources import reading_options
-from zoo.data.validate import check_features
+from zoo.data.sources import csv_header, parquet_columns, reading_error, reading_options
+from zoo.data.validate import check_features, check_unique_columns
 from zoo.errors import ZooError
 from zoo.manifest import load_checkpoint, read_json, read_manifest, read_yaml, verify
 from zoo.outputs import CALIBRATION_FILE, CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, PREPROCESSING_FILE
+from zoo.resume import SIGTERM_EXIT, Terminated
 
 CHUNK_ROWS = 200_000
+#: `--invalid`: what a row whose probability is not a finite number in [0, 1] does.
+INVALID_CHOICES = ("error", "missing")
 
 
 @dataclass
@@ -51,6 +58,7 @@ def load_run(run_dir: Path | str, *, device: str = "cpu") -> Run:
     saved = read_json(run_dir, PREPROCESSING_FILE, manifest)
     config = read_yaml(run_dir, CONFIG_FILE, manifest)
     metrics = read_json(run_dir, METRICS_FILE, manifest)
+    preprocessor = Preprocessor.from_dict(saved)  # refuses non-finite statistics before the model loads
     checkpoint = verify(run_dir, CHECKPOINT_FILE, manifest)
     cls = registry.get(str(config.model.name))
     model = load_checkpoint(cls, checkpoint, map_location=device)
@@ -60,19 +68,26 @@ def load_run(run_dir: Path | str, *, device: str = "cpu") -> Run:
     if metrics.get("calibration"):
         calibrator = calibrator_from_dict(read_json(run_dir, CALIBRATION_FILE, manifest))
     threshold = float(metrics["threshold"])
-    return Run(run_dir, config, Preprocessor.from_dict(saved), schema, model, threshold, calibrator)
+    return Run(run_dir, config, preprocessor, schema, model, threshold, calibrator)
 
 
 @dataclass
 class ScoreSummary:
-    """What scoring saw: rows, ignored extra columns, unseen categories per field."""
+    """What scoring saw: rows, ignored extra columns, unseen categories per field, and rows whose
+    probability was not finite (written without a decision, under `--invalid=missing`)."""
 
     rows: int = 0
     extra_columns: list[str] = field(default_factory=list)
     unseen: dict[str, int] = field(default_factory=dict)
+    invalid: int = 0
 
     def lines(self) -> list[str]:
         out = [f"scored {self.rows} rows"]
+        if self.invalid:
+            out.append(
+                f"{self.invalid} rows have no finite probability and were written with prob and "
+                "decision missing (--invalid=missing)"
+            )
         if self.extra_columns:
             out.append(f"ignored columns not used by the model: {', '.join(self.extra_columns)}")
         unseen = {k: v for k, v in self.unseen.items() if v}
@@ -145,28 +160,64 @@ def reason_columns(
 def read_chunks(
     path: Path, chunk_rows: int, options: dict[str, str] | None = None
 ) -> tuple[list[str], Iterator[pd.DataFrame]]:
-    """The file's columns and its rows in chunks (CSV or Parquet), without reading it whole.
-    `options`: the CSV reading options (sep, decimal, encoding) the run's training file used."""
+    """The file's columns and its rows in chunks (CSV or Parquet), without reading it whole;
+    each chunk's index is its rows' positions in the file (data rows, from 0). A file whose column
+    names repeat, or that fails to read at any chunk, is a one-line ZooError.
+    `options`: the CSV reading options (sep, decimal, encoding, thousands) the run's training file used."""
+    import pyarrow as pa
+
     options = options or {}
     if not path.is_file():
         raise ZooError(f"file to score {str(path)!r} does not exist")
     suffixes = "".join(path.suffixes).lower()
+    encoding = str(options.get("encoding", "utf-8"))
     try:
         if suffixes.endswith((".parquet", ".pq")):
             import pyarrow.parquet as pq
 
+            columns = parquet_columns(path)
+            check_unique_columns(columns, f"file to score {str(path)!r}")
             handle = pq.ParquetFile(path)
-            columns = list(handle.schema_arrow.names)
-            return columns, (b.to_pandas() for b in handle.iter_batches(batch_size=chunk_rows))
+            batches = (b.to_pandas() for b in handle.iter_batches(batch_size=chunk_rows))
+            return columns, _numbered(path, batches, encoding)
         if suffixes.endswith((".csv", ".csv.gz", ".csv.zip", ".csv.bz2", ".txt")):
+            header = csv_header(path, sep=options.get("sep", ","), encoding=encoding)
+            check_unique_columns(header, f"file to score {str(path)!r}")
             columns = list(pd.read_csv(path, nrows=0, **options).columns)
-            return columns, iter(pd.read_csv(path, chunksize=chunk_rows, low_memory=False, **options))
-    except (OSError, ValueError, UnicodeDecodeError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ZooError(f"file to score {str(path)!r} could not be read: {first}") from None
+            reader = pd.read_csv(path, chunksize=chunk_rows, low_memory=False, **options)
+            return columns, _numbered(path, iter(reader), encoding)
+    except ZooError:
+        raise
+    except pd.errors.EmptyDataError:
+        raise ZooError(f"file to score {str(path)!r} is empty, expected a header row and data") from None
+    except (OSError, ValueError, LookupError, pa.ArrowException) as err:
+        raise ZooError(
+            f"file to score {str(path)!r} could not be read: {reading_error(err, encoding)}"
+        ) from None
     raise ZooError(
         f"file to score {str(path)!r} has suffix {suffixes or '(none)'!r}, expected .csv or .parquet"
     )
+
+
+def _numbered(path: Path, chunks: Iterator[pd.DataFrame], encoding: str) -> Iterator[pd.DataFrame]:
+    """`chunks` indexed by file position; an error in any chunk (a stray byte, a row with extra
+    fields, a damaged Parquet page) is one line naming the rows read before it."""
+    import pyarrow as pa
+
+    start = 0
+    while True:
+        try:
+            chunk = next(chunks)
+        except StopIteration:
+            return
+        except (OSError, ValueError, LookupError, pa.ArrowException) as err:
+            raise ZooError(
+                f"file to score {str(path)!r} could not be read after its first {start} data rows: "
+                f"{reading_error(err, encoding)}"
+            ) from None
+        chunk.index = pd.RangeIndex(start, start + len(chunk))
+        start += len(chunk)
+        yield chunk
 
 
 def predict_file(
@@ -177,6 +228,7 @@ def predict_file(
     chunk_rows: int = CHUNK_ROWS,
     progress: bool | None = None,
     reasons: int = 0,
+    invalid: str = "error",
 ) -> ScoreSummary:
     """Score `file` chunk by chunk into `out` (Parquet or CSV): row, id, prob, decision (and
     reasons, for models that explain each row).
@@ -184,6 +236,8 @@ def predict_file(
     `row` is the position in the file, `id` the dataset's id column (when it has one), and
     `decision` 1 where the probability exceeds the run's threshold (as the metrics count).
     `reasons=K` adds the K reason codes per row (docs/explanations.md).
+    A probability that is not a finite number in [0, 1] is an error naming its row, or with
+    `invalid="missing"` that row's prob and decision are written missing and counted; never 0.
     `out` appears only when every row is scored.
     """
     import pyarrow as pa
@@ -199,6 +253,10 @@ def predict_file(
         raise ZooError(f"--out {str(out)!r} has suffix {out_suffix or '(none)'!r}, expected .parquet or .csv")
     if reasons < 0:
         raise ZooError(f"--reasons={reasons}, expected a positive integer")
+    if invalid not in INVALID_CHOICES:
+        raise ZooError(f"--invalid={invalid!r}, expected one of: {', '.join(INVALID_CHOICES)}")
+    if out.is_dir():
+        raise ZooError(f"--out {str(out)!r} is a directory, expected a file path ending in {out_suffix}")
     reference = None
     if reasons:
         from zoo.explain import read_reference
@@ -208,51 +266,103 @@ def predict_file(
     summary = ScoreSummary(extra_columns=check_schema(run, columns))
     id_column = run.schema.get("id_column")
     show = sys.stderr.isatty() if progress is None else progress
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = _temporary_beside(out)
     writer: Any = None
     try:
         with tqdm(desc="scoring", unit="rows", disable=not show) as bar:
             for chunk in chunks:
                 prob, unseen, explained = score_frame(run, chunk, reasons=reasons, reference=reference)
-                scores = pd.DataFrame(
-                    {"row": np.arange(summary.rows, summary.rows + len(chunk), dtype=np.int64)}
-                )
+                scores = pd.DataFrame({"row": chunk.index.to_numpy(dtype=np.int64)})
                 if id_column and id_column in chunk.columns:
                     scores["id"] = chunk[id_column].to_numpy()
+                valid = np.isfinite(prob) & (prob >= 0) & (prob <= 1)
+                if not valid.all():
+                    summary.invalid += _invalid_rows(run, chunk, prob, valid, invalid)
+                    prob = np.where(valid, prob, np.nan).astype(np.float32)
                 scores["prob"] = prob
-                scores["decision"] = (prob > run.threshold).astype(np.int8)  # as the metrics: p > t
+                decision = (prob > run.threshold).astype(np.int8)  # as the metrics count: p > t
+                if invalid == "missing":  # one column type for every chunk, with or without gaps
+                    scores["decision"] = pd.array(decision, dtype="Int8")
+                    scores.loc[~valid, "decision"] = pd.NA
+                else:
+                    scores["decision"] = decision
                 if explained is not None:
                     for name in explained.columns:
                         scores[name] = explained[name].to_numpy()
                 for name, count in unseen.items():
                     summary.unseen[name] = summary.unseen.get(name, 0) + count
                 summary.rows += len(chunk)
-                if out_suffix == ".csv":
-                    scores.to_csv(tmp, mode="a", header=writer is None, index=False)
-                    writer = True
-                else:
-                    table = pa.Table.from_pandas(scores, preserve_index=False)
-                    if writer is None:
-                        writer = pq.ParquetWriter(tmp, table.schema)
-                    writer.write_table(table)
+                try:
+                    if out_suffix == ".csv":
+                        scores.to_csv(tmp, mode="a", header=writer is None, index=False)
+                        writer = True
+                    else:
+                        table = pa.Table.from_pandas(scores, preserve_index=False)
+                        if writer is None:
+                            writer = pq.ParquetWriter(tmp, table.schema)
+                        writer.write_table(table)
+                except OSError as err:  # a full disk, a quota, a device gone
+                    raise ZooError(f"--out {str(out)!r} could not be written: {err}") from None
                 bar.update(len(chunk))
-        if writer is None:
-            raise ZooError(f"file to score {str(file)!r} has no data rows")
-        if writer is not True:
-            writer.close()
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, out)
+        if not summary.rows:
+            raise ZooError(f"file to score {str(file)!r} has no data rows, expected at least one")
+        try:
+            if writer is not True:
+                writer.close()
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+            os.replace(tmp, out)
+        except OSError as err:
+            raise ZooError(f"--out {str(out)!r} could not be written: {err}") from None
     except BaseException:
         if writer not in (None, True):
-            writer.close()
+            with contextlib.suppress(OSError):  # the file goes anyway
+                writer.close()
         tmp.unlink(missing_ok=True)
         raise
     return summary
+
+
+def _temporary_beside(out: Path) -> Path:
+    """An empty temporary file beside `out` to write the scores into, named with this process id
+    (`.scores.csv.<pid>.XXXX`), after removing those that killed processes left there (SIGKILL)."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        for stale in out.parent.glob(f".{glob.escape(out.name)}.*.part"):
+            pid = stale.name[len(out.name) + 2 :].split(".")[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                stale.unlink(missing_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".part", dir=out.parent)
+        os.close(fd)
+    except OSError as err:  # read-only, no permission, not a directory
+        raise ZooError(f"--out {str(out)!r} could not be written: {err}") from None
+    return Path(name)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` exists (another user's counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _invalid_rows(run: Run, chunk: pd.DataFrame, prob: np.ndarray, valid: np.ndarray, invalid: str) -> int:
+    """Rows whose probability is not a finite number in [0, 1]: an error naming the first, or
+    (`invalid="missing"`) their count, for rows written without a decision."""
+    if invalid == "missing":
+        return int((~valid).sum())
+    first = int(np.flatnonzero(~valid)[0])
+    raise ZooError(
+        f"row {chunk.index[first]} of the file to score gets probability {float(prob[first])} from model "
+        f"{str(run.config.model.name)!r}, expected a finite number in [0, 1]; nothing was written "
+        f"({int((~valid).sum())} such rows in this chunk); check the row's values, or pass "
+        "--invalid=missing to write such rows with prob and decision missing"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -270,6 +380,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="K",
         help="add reason_1..reason_K (default K: the run's explain.reasons) and reason_method",
     )
+    parser.add_argument(
+        "--invalid",
+        choices=INVALID_CHOICES,
+        default="error",
+        help="a row whose probability is not finite: stop with an error (default), or write it with "
+        "prob and decision missing and count it",
+    )
     args = parser.parse_args(argv)
     if args.chunk_rows < 1:
         print(f"error: --chunk-rows={args.chunk_rows}, expected a positive integer", file=sys.stderr)
@@ -277,16 +394,36 @@ def main(argv: list[str] | None = None) -> int:
     if args.reasons is not None and args.reasons != -1 and args.reasons < 1:
         print(f"error: --reasons={args.reasons}, expected a positive integer", file=sys.stderr)
         return 2
+    in_main = threading.current_thread() is threading.main_thread()  # only it may take signals
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main else None
     try:
         reasons = _default_reasons(args.run_dir) if args.reasons == -1 else args.reasons or 0
-        summary = predict_file(args.run_dir, args.file, args.out, chunk_rows=args.chunk_rows, reasons=reasons)
+        summary = predict_file(
+            args.run_dir,
+            args.file,
+            args.out,
+            chunk_rows=args.chunk_rows,
+            reasons=reasons,
+            invalid=args.invalid,
+        )
     except ZooError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except Terminated as err:
+        print(f"error: {err}", file=sys.stderr)
+        return SIGTERM_EXIT  # a kill is never a success, as for zoo-train
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
     for line in summary.lines():
         print(line)
     print(f"scores: {args.out}")
     return 0
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    """SIGTERM while scoring: unwind (the temporary output is removed) and say so in one line."""
+    raise Terminated("terminated by SIGTERM while scoring; nothing was written to --out")
 
 
 def _default_reasons(run_dir: Path) -> int:

@@ -261,14 +261,20 @@ class Preprocessor:
         x_num = np.empty((n, len(numeric)), dtype=np.float32)
         x_raw = np.empty((n, len(self.numeric_fields_) if raw else 0), dtype=np.float32)
 
-        def encode_block(start: int) -> None:
+        def encode_block(start: int) -> bool:
+            """Encode a block of rows; False when an encoded value is not finite in float32."""
             rows = slice(start, start + ROW_BLOCK)
-            for j, field_ in enumerate(numeric):
-                x_num[rows, j] = encode_numeric(field_, raw_values[field_.source or field_.name][rows])
-            for j, field_ in enumerate(self.numeric_fields_ if raw else ()):
-                x_raw[rows, j] = raw_values[field_.name][rows]
+            with np.errstate(over="ignore"):  # a value beyond float32 is reported below, in one line
+                for j, field_ in enumerate(numeric):
+                    x_num[rows, j] = encode_numeric(field_, raw_values[field_.source or field_.name][rows])
+                for j, field_ in enumerate(self.numeric_fields_ if raw else ()):
+                    x_raw[rows, j] = raw_values[field_.name][rows]
+            return bool(np.isfinite(x_num[rows]).all())  # the block is still in the CPU cache
 
-        map_columns(encode_block, range(0, n, ROW_BLOCK), rows=min(n, ROW_BLOCK) * len(numeric))
+        blocks = range(0, n, ROW_BLOCK)
+        finite = map_columns(encode_block, blocks, rows=min(n, ROW_BLOCK) * len(numeric))
+        if not all(finite):
+            self._refuse_encoded(frame, x_num, numeric, raw_values)
         position = {name: j for j, name in enumerate(self.categorical)}
         x_cross = np.empty((len(self.cross_sources_), n), dtype=np.int64)
 
@@ -282,6 +288,26 @@ class Preprocessor:
         if raw:
             out["x_raw"] = x_raw
         return out
+
+    def _refuse_encoded(
+        self,
+        frame: pd.DataFrame,
+        x_num: np.ndarray,
+        numeric: Sequence[NumericField],
+        raw_values: Mapping[str, np.ndarray],
+    ) -> None:
+        """A raw value whose encoding is not finite in float32 (a value far beyond the training
+        range under `standard` or `none` encoding): one line naming the field, value and row."""
+        bad_rows, bad_columns = np.nonzero(~np.isfinite(x_num))
+        first = int(np.argmin(bad_rows))
+        row, field_ = int(bad_rows[first]), numeric[int(bad_columns[first])]
+        value = raw_values[field_.source or field_.name][row]
+        raise ZooError(
+            f"numeric column {field_.name!r} holds {value:g} at row {frame.index[row]}, which its "
+            f"{field_.encoding} encoding (mean {field_.mean:g}, std {field_.std:g}) turns into "
+            f"{float(x_num[row, int(bad_columns[first])])}, beyond float32; expected values nearer "
+            "the training range"
+        )
 
     def numeric_spec(self) -> tuple[NumericField, ...]:
         """The columns of `x_num`: every numeric field, the missing indicators, then one flag per
@@ -409,6 +435,8 @@ class Preprocessor:
             name: _Vocabulary(pd.Index(list(keys), dtype=object))
             for name, keys in data["categorical"].items()
         }
+        for numeric_field in numeric_fields:
+            _check_saved(numeric_field)
         out.numeric_fields_ = list(numeric_fields)
         out.indicators_ = [f.name for f in numeric_fields if f.missing_indicator]
         out.cross_sources_ = crosses
@@ -419,6 +447,30 @@ class Preprocessor:
             for c in data["crosses"]
         }
         return out
+
+
+def _check_saved(numeric_field: NumericField) -> None:
+    """A saved field's statistics must be finite numbers: a run saved before non-finite ones were
+    refused at fit time holds `null` (JSON has no NaN or infinity), and cannot score."""
+    values = {
+        "median": numeric_field.median,
+        "mean": numeric_field.mean,
+        "std": numeric_field.std,
+        **{f"clip[{i}]": bound for i, bound in enumerate(numeric_field.clip or ())},
+        **{f"quantiles[{i}]": q for i, q in enumerate(numeric_field.quantiles)},
+    }
+    for key, value in values.items():
+        if not isinstance(value, int | float) or isinstance(value, bool) or not np.isfinite(value):
+            raise ZooError(
+                f"preprocessing.json: numeric field {numeric_field.name!r} has {key}={value!r}, expected "
+                "a finite number; the run was trained on values beyond what float64 holds and cannot "
+                "score: train it again on rescaled data"
+            )
+    if numeric_field.std <= 0:
+        raise ZooError(
+            f"preprocessing.json: numeric field {numeric_field.name!r} has std={numeric_field.std!r}, "
+            "expected a positive number"
+        )
 
 
 def _rows_first(fields: np.ndarray, block: int = 16_384) -> np.ndarray:

