@@ -15,7 +15,7 @@ import pytest
 
 from tests.overrides import QUICK_EXPLAIN
 from zoo.errors import ZooError
-from zoo.resume import resumable_checkpoint
+from zoo.resume import resume_point
 
 #: Enough epochs that a kill lands mid-training; early stopping off, so every run trains all of them.
 RUN = [
@@ -98,15 +98,15 @@ def test_resume_refuses_what_it_cannot_continue(tmp_path, uninterrupted, zoo_tra
     for run_dir, message in [
         (uninterrupted, "is a finished run"),
         (tmp_path / "nowhere", "is not a directory"),
-        (empty, "has no checkpoints/last.ckpt"),
+        (empty, "is not a zoo-train run directory"),
     ]:
         with pytest.raises(ZooError, match=message):
-            resumable_checkpoint(run_dir)
-    # From the command line: other overrides are refused, and the finished run's record is kept.
+            resume_point(run_dir)
+    # From the command line: refused before Hydra writes, and the finished run's record is kept.
     proc = zoo_train_here(f"resume={uninterrupted}", "seed=3", cwd=tmp_path)
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert proc.returncode == 2 and len(errors) == 1, proc.stderr[-2000:]
-    assert "drop the other overrides: seed=3" in errors[0]
+    assert "is a finished run (sealed by its manifest); only an interrupted run can be resumed" in errors[0]
     assert "resume=" not in (uninterrupted / ".hydra" / "overrides.yaml").read_text()
 
 

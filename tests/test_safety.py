@@ -70,12 +70,27 @@ def test_the_cli_refuses_configs_that_call_project_or_system_functions(tmp_path,
     assert not (tmp_path / "run").exists()
 
 
-def test_hydra_callbacks_cannot_call_project_functions_either(tmp_path, targets, zoo_train_here):
+@pytest.mark.parametrize(
+    "key",
+    [
+        "+hydra.callbacks.x",
+        "hydra.job_logging.handlers.file.class",
+        "+hydra.hydra_logging.x",
+        "hydra.sweeper._target_",
+    ],
+)
+def test_hydra_keys_that_run_code_are_refused_in_one_line_before_anything(
+    tmp_path, targets, zoo_train_here, key
+):
     _, file, _ = targets
-    payload = f"+hydra.callbacks.x={{_target_:zoo.outputs.write_text,path:'{file}',text:overwritten}}"
+    payload = f"{key}={{_target_:zoo.outputs.write_text,path:'{file}',text:overwritten}}"
     proc = zoo_train_here(*SMALL, "trainer=fast", f"hydra.run.dir={tmp_path}/run", payload, cwd=tmp_path)
-    assert proc.returncode != 0 and "not in the Hydra execution whitelist" in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1, proc.stderr[-2000:]
+    assert "cannot be set on the command line: it builds or runs code" in errors[0]
+    assert "Traceback" not in proc.stderr
     _untouched(*targets)
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("index", [0, 1, 2])

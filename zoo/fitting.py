@@ -29,7 +29,7 @@ from zoo.manifest import load_checkpoint
 from zoo.models.base import CreditModel
 from zoo.outputs import CHECKPOINT_FILE
 from zoo.pruning import pruned_epoch
-from zoo.resume import AtomicCheckpointIO, Terminated
+from zoo.resume import AtomicCheckpointIO, Terminated, lightning_handles_sigterm
 from zoo.trainer import build_trainer
 
 #: The trainer settings that say where a direct fit runs; the rest belong to the epoch loop.
@@ -45,6 +45,29 @@ class Fitted:
     seconds: float
     epochs: int
     pruned_at_epoch: int | None = None
+
+
+def fit_record(fitted: Fitted, run_dir: Path) -> dict[str, Any]:
+    """How the fit went, for the run's state: what a resume needs to write the outputs alone."""
+    return {
+        "checkpoint": fitted.checkpoint.relative_to(run_dir).as_posix(),
+        "seconds": fitted.seconds,
+        "epochs": fitted.epochs,
+        "pruned_at_epoch": fitted.pruned_at_epoch,
+    }
+
+
+def refitted(record: dict[str, Any], cls: type, run_dir: Path, cfg: DictConfig) -> Fitted:
+    """The `Fitted` of a fit that ended before an interruption, from its record and checkpoint."""
+    device, _ = placement(cfg.trainer)
+    path = run_dir / str(record["checkpoint"])
+    return Fitted(
+        load_checkpoint(cls, path, map_location=device),
+        path,
+        float(record["seconds"]),
+        int(record["epochs"]),
+        record.get("pruned_at_epoch"),
+    )
 
 
 def fits_directly(cls: type) -> bool:
@@ -69,14 +92,14 @@ def fit_by_gradient(
     trainer, checkpoint = build_trainer(cfg, run_dir, model, steps_per_epoch=len(dm.loader("train")))
     started = time.perf_counter()
     try:
-        with quiet_fit(model):  # Lightning's warnings a zoo run expects (zoo/expected_warnings.py)
+        # Lightning's warnings a zoo run expects (zoo/expected_warnings.py); its SIGTERM handling
+        with quiet_fit(model), lightning_handles_sigterm():
             trainer.fit(model, datamodule=dm, ckpt_path=resume_from, weights_only=True)
     except SIGTERMException:
         last = checkpoint.last_model_path
         where = f"the checkpoint of its last finished epoch ({last})" if last else "no checkpoint yet"
         raise Terminated(
             f"terminated by SIGTERM during epoch {trainer.current_epoch}; the run keeps {where}"
-            + (f"; continue it with: zoo-train resume={run_dir}" if last else "")
         ) from None
     seconds = time.perf_counter() - started
     if not trainer.is_global_zero:

@@ -1,14 +1,21 @@
 """Interrupted runs: a resumable last checkpoint, written atomically, that continues bit for bit.
 
-`zoo-train resume=<run dir>` continues a run stopped by SIGTERM, SIGKILL or Ctrl-C from
-`checkpoints/last.ckpt` (the end of its last finished epoch). Lightning restores the weights,
-optimiser, schedule, epoch counter and callback states; `ResumeState` adds what it does not:
-the random number generators (dropout) and the shuffling order of the training batches.
+`zoo-train resume=<run dir>` continues a run stopped by SIGTERM, SIGKILL or Ctrl-C (an
+interrupted run, zoo/run_state.py) from `checkpoints/last.ckpt` (the end of its last finished
+epoch), or writes its outputs when the fit had ended, or fits again when no epoch had ended.
+Lightning restores the weights, optimiser, schedule, epoch counter and callback states;
+`ResumeState` adds what it does not: the random number generators (dropout) and the shuffling
+order of the training batches.
 """
 
 from __future__ import annotations
 
 import random
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -94,22 +101,64 @@ class ResumeState(pl.Callback):
             torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def resumable_checkpoint(run_dir: Path) -> Path:
-    """The last checkpoint of an unfinished run, or a one-line reason why there is none."""
+@dataclass
+class ResumePoint:
+    """Where `resume=` picks an interrupted run up: its outputs alone when the fit had ended
+    (`fitted`, the fit's record), else the epoch loop from `checkpoint` (last.ckpt), else the
+    fit from its start (killed before a checkpoint, or a direct fit)."""
+
+    checkpoint: Path | None = None
+    fitted: dict[str, Any] | None = None
+
+
+def resume_point(run_dir: Path) -> ResumePoint:
+    """Where an interrupted run continues, or a one-line reason why `run_dir` cannot be resumed."""
+    from zoo.run_state import check_resumable, read_record
+
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise ZooError(f"resume={str(run_dir)!r} is not a directory; expected an interrupted run's directory")
-    if (run_dir / "metrics.json").is_file():
-        raise ZooError(f"resume={str(run_dir)!r} is a finished run (it has metrics.json); nothing to resume")
-    last = run_dir / LAST_CHECKPOINT
-    if not last.is_file():
-        raise ZooError(
-            f"resume={str(run_dir)!r} has no {LAST_CHECKPOINT}: the run stopped before its first "
-            "epoch ended, or is not a zoo-train run directory; start it again instead"
-        )
+    check_resumable(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise ZooError(f"resume={str(run_dir)!r} has no config.yaml; expected a zoo-train run directory")
-    return last
+    fitted = read_record(run_dir).get("fitted")
+    if isinstance(fitted, dict) and (run_dir / str(fitted.get("checkpoint"))).is_file():
+        return ResumePoint(fitted=fitted)
+    last = run_dir / LAST_CHECKPOINT
+    return ResumePoint(checkpoint=last if last.is_file() else None)
+
+
+#: True while Lightning's own SIGTERM handling is in charge (inside `Trainer.fit`).
+_lightning_has_sigterm = False
+
+
+@contextmanager
+def lightning_handles_sigterm() -> Iterator[None]:
+    """Around `Trainer.fit`: Lightning stops at the next batch and says so (SIGTERMException)."""
+    global _lightning_has_sigterm
+    before, _lightning_has_sigterm = _lightning_has_sigterm, True
+    try:
+        yield
+    finally:
+        _lightning_has_sigterm = before
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    if not _lightning_has_sigterm:
+        raise Terminated("terminated by SIGTERM")
+
+
+@contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """SIGTERM raises `Terminated` wherever the run is (reading data, a direct fit, writing its
+    outputs), so it ends as interrupted with one line; inside `Trainer.fit` Lightning handles it.
+    Only in the main thread, where Python delivers signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def keep_logs(run_dir: Path) -> list[Path]:

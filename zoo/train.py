@@ -15,12 +15,21 @@ from zoo import registry
 from zoo.config_targets import plain
 from zoo.data.datamodule import CreditDataModule
 from zoo.errors import ZooError
-from zoo.fitting import fit
+from zoo.fitting import Fitted, fit, fit_record, refitted
 from zoo.models.base import CreditModel
-from zoo.outputs import CONFIG_FILE, OBJECTIVE_FILE, write_json, write_text
-from zoo.resume import keep_logs
+from zoo.outputs import CONFIG_FILE, OBJECTIVE_FILE, discard_run_dir, write_json, write_text
+from zoo.resume import ResumePoint, Terminated, keep_logs
 from zoo.run_checks import check_settings
 from zoo.run_outputs import write_run
+from zoo.run_state import (
+    check_new_run_dir,
+    check_place,
+    child_rank,
+    framework_entries,
+    read_record,
+    run_lock,
+    write_state,
+)
 from zoo.trainer import build_recipe
 
 
@@ -84,12 +93,13 @@ def build_datamodule(cfg: DictConfig, model_cls: type) -> CreditDataModule:
 
 
 def train(
-    cfg: DictConfig, run_dir: Path | str | None = None, *, resume_from: Path | None = None
+    cfg: DictConfig, run_dir: Path | str | None = None, *, resume: ResumePoint | None = None
 ) -> dict[str, Any]:
-    """Train one model on one dataset and write metrics.json, predictions and the checkpoint.
+    """Train one model on one dataset into a new run directory, which it seals with a manifest.
 
     Returns the result written to metrics.json; `result["val"]["auc"]` is what sweeps optimise.
-    `resume_from`: a last checkpoint of this run to continue from (zoo/resume.py).
+    `resume`: where an interrupted run in `run_dir` continues (`zoo.resume.resume_point`). The
+    run's state (`state.json`) follows it: training, then finished, failed or interrupted.
     """
     if run_dir is None:
         from hydra.core.hydra_config import HydraConfig
@@ -97,18 +107,60 @@ def train(
         run_dir = HydraConfig.get().runtime.output_dir
     run_dir = Path(run_dir)
     check_settings(cfg)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if child_rank():  # a DDP worker: rank 0 owns the run directory and its record
+        return _train(cfg, run_dir, resume)
+    check_place(run_dir)
+    with run_lock(run_dir):  # first: a second writer is told the directory is in use
+        framework = framework_entries()
+        if resume is None:
+            check_new_run_dir(run_dir, framework)
+        write_state(run_dir, "training")
+        try:
+            result = _train(cfg, run_dir, resume)
+        except ZooError:
+            if resume is None:  # bad input: a refused run leaves nothing behind
+                discard_run_dir(run_dir, framework, framework)
+            else:  # the interrupted run stays as it was, to be resumed once the input is right
+                _interrupted(run_dir)
+            raise
+        except (Terminated, KeyboardInterrupt) as err:
+            _interrupted(run_dir)
+            raise Terminated(
+                f"{err or 'interrupted'}; continue it with: zoo-train resume={run_dir}"
+            ) from None
+        except BaseException as err:
+            write_state(run_dir, "failed", error=(str(err).strip().splitlines() or [type(err).__name__])[0])
+            raise
+        write_state(run_dir, "finished")  # after the manifest that seals the run
+    return result
+
+
+def _interrupted(run_dir: Path) -> None:
+    """Record the run as interrupted, keeping the record of a fit that had ended (resume then
+    writes its outputs alone)."""
+    fitted = read_record(run_dir).get("fitted")
+    write_state(run_dir, "interrupted", **({"fitted": fitted} if fitted else {}))
+
+
+def _train(cfg: DictConfig, run_dir: Path, resume: ResumePoint | None) -> dict[str, Any]:
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    dm = build_datamodule(cfg, model_class(cfg.model))
+    model_cls = model_class(cfg.model)
+    dm = build_datamodule(cfg, model_cls)
     model = build_model(cfg.model, dm.feature_spec)
     model.recipe = build_recipe(cfg)
-    if resume_from is not None:
+    checkpoint = resume.checkpoint if resume is not None else None
+    if checkpoint is not None:
         keep_logs(run_dir)  # before the logger starts: Lightning's CSV logger deletes its old file
     # The resolved config first: an interrupted run is resumed with exactly this config.
     write_text(run_dir / CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
-    fitted = fit(cfg, model, dm, run_dir, resume_from=resume_from)
+    fitted: Fitted | None
+    if resume is not None and resume.fitted is not None:  # the fit had ended: write the outputs
+        fitted = refitted(resume.fitted, model_cls, run_dir, cfg)
+    else:
+        fitted = fit(cfg, model, dm, run_dir, resume_from=checkpoint)
     if fitted is None:  # not global rank 0: rank 0 writes the run's outputs
         return {}
+    write_state(run_dir, "training", fitted=fit_record(fitted, run_dir))
     return write_run(cfg, fitted, dm, run_dir)
 
 
