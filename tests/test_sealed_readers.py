@@ -49,7 +49,7 @@ def test_a_run_whose_metrics_were_edited_is_not_ranked_but_listed_with_the_reaso
     assert ranked.loc["dnn", "auc_mean"] == pytest.approx(0.71)  # not 0.999
     md = board.markdown
     assert md.index("| german | 1 | lr |") < md.index("## Runs not ranked")
-    assert "| dnn_seed0 | - | manifest does not verify: metrics.json changed |" in md
+    assert "| dnn_seed0 | finished | manifest does not verify: metrics.json changed |" in md
     assert "0.999" not in md
     assert "<td>manifest does not verify: metrics.json changed</td>" in board.paths["html"].read_text()
     assert sorted(collect_runs(sweep)["run_dir"]) == [
@@ -140,7 +140,7 @@ def test_cli_lists_a_tampered_run_under_the_table(sweep: Path, capsys) -> None:
 
     out = capsys.readouterr().out
     assert out.index("| german | 1 | lr |") < out.index(
-        "| dnn_seed1 | - | manifest does not verify: metrics.json changed |"
+        "| dnn_seed1 | finished | manifest does not verify: metrics.json changed |"
     )
 
 

@@ -137,19 +137,6 @@ def seal_problem(run_dir: Path) -> str | None:
     return None
 
 
-def recorded_state(run_dir: Path) -> str | None:
-    """The state its `state.json` records (created, training, finished, failed, interrupted), None
-    without one (runs older than the file), or `unreadable` when it cannot be read."""
-    path = Path(run_dir) / STATE_FILE
-    if not path.is_file():
-        return None
-    try:
-        state = json.loads(path.read_text(encoding="utf-8")).get("state")
-    except (OSError, ValueError, AttributeError):
-        return "unreadable"
-    return state if isinstance(state, str) and state else "unreadable"
-
-
 def verify(run_dir: Path, name: str, manifest: dict[str, Any] | None = None) -> Path:
     """The path of artifact `name` after checking its SHA-256 against the manifest."""
     manifest = manifest if manifest is not None else read_manifest(run_dir)

@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 
 from zoo.errors import ZooError
-from zoo.manifest import MANIFEST_FILE, STATE_FILE, read_manifest, recorded_state, seal_problem, verify
+from zoo.manifest import MANIFEST_FILE, STATE_FILE, read_manifest, seal_problem, verify
 from zoo.outputs import CONFIG_FILE, METRICS_FILE, OBJECTIVE_FILE, PREDICTIONS_FILE
+from zoo.run_state import current_state
 
 SPLITS = ("train", "val", "test")
 REPLICATE_KEYS = frozenset({"seed", "data.fold"})
@@ -139,7 +140,7 @@ def _scan(root: Path) -> tuple[Sweep, int]:
         problem = seal_problem(run_dir)
         if problem is not None:
             if (run_dir.parent, run_dir.name) not in recorded:  # a failed job is listed as such
-                unranked.append(UnrankedRun(run_dir, recorded_state(run_dir), problem))
+                unranked.append(UnrankedRun(run_dir, current_state(run_dir), problem))
             continue
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
