@@ -195,3 +195,32 @@ def test_an_interpolation_loop_is_one_line(tmp_path, zoo_train_here):
     errors = _error_lines(proc)
     assert proc.returncode == 2 and len(errors) == 1, proc.stderr[-2000:]
     assert "dataset" in errors[0] and "Traceback" not in proc.stderr
+
+
+def test_a_full_disk_while_training_is_one_line_and_a_failed_run(tmp_path, zoo_train_here, monkeypatch):
+    import errno
+
+    import zoo.run_outputs
+
+    def full(path, frame):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(zoo.run_outputs, "write_parquet", full)
+    run_dir = tmp_path / "full"
+    proc = zoo_train_here(*SMALL, "trainer=fast", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    errors = _error_lines(proc)
+    assert proc.returncode == 1 and len(errors) == 1, proc.stderr[-2000:]
+    assert "No space left on device; the run failed" in errors[0] and "predictions.parquet" in errors[0]
+    assert "Traceback" not in proc.stderr
+    assert current_state(run_dir) == "failed"
+
+
+def test_unknown_synthetic_parameters_are_one_line(tmp_path, zoo_train_here):
+    run_dir = tmp_path / "run"
+    proc = zoo_train_here(
+        *SMALL, "+dataset.params._target_=os.system", f"hydra.run.dir={run_dir}", cwd=tmp_path
+    )
+    errors = _error_lines(proc)
+    assert proc.returncode == 2 and len(errors) == 1, proc.stderr[-2000:]
+    assert "dataset.params._target_ is not a setting of the synthetic generator" in errors[0]
+    assert not run_dir.exists()

@@ -4,6 +4,7 @@ one-line errors and failure records."""
 from __future__ import annotations
 
 import copy
+import errno
 import logging
 import sys
 from pathlib import Path
@@ -44,6 +45,10 @@ def resumed(
     log.info("resuming %s from %s", run_dir, point.checkpoint or "its start")
     return saved, point
 
+
+#: What writing a file may fail with for reasons outside the run: a full disk or quota, a
+#: read-only file system, no permission.
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 
 #: Command-line flags with which Hydra prints or lists and runs no job.
 NO_JOB_FLAGS = ("--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc")
@@ -159,6 +164,18 @@ def _hydra_app() -> Any:
             if multirun:
                 record_failure(hydra_cfg, err)
             sys.exit(SIGTERM_EXIT)  # a kill is never a success, for schedulers and `&&` chains alike
+        except OSError as err:
+            if err.errno not in WRITE_ERRNOS:
+                if multirun:
+                    record_failure(hydra_cfg, err)
+                raise
+            # A full disk or a read-only place: the machine's state, not a bug; the run is failed.
+            where = err.filename or run_dir
+            print(f"error: could not write {where}: {err.strerror}; the run failed", file=sys.stderr)
+            if multirun:
+                record_failure(hydra_cfg, err)
+                raise
+            sys.exit(1)
         except Exception as err:
             if multirun:
                 record_failure(hydra_cfg, err)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import inspect
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -129,7 +130,10 @@ def train(
                 f"{err or 'interrupted'}; continue it with: zoo-train resume={run_dir}"
             ) from None
         except BaseException as err:
-            write_state(run_dir, "failed", error=(str(err).strip().splitlines() or [type(err).__name__])[0])
+            with suppress(OSError):  # a full disk may refuse the record too; the error still shows
+                write_state(
+                    run_dir, "failed", error=(str(err).strip().splitlines() or [type(err).__name__])[0]
+                )
             raise
         write_state(run_dir, "finished")  # after the manifest that seals the run
     return result
@@ -139,7 +143,8 @@ def _interrupted(run_dir: Path) -> None:
     """Record the run as interrupted, keeping the record of a fit that had ended (resume then
     writes its outputs alone)."""
     fitted = read_record(run_dir).get("fitted")
-    write_state(run_dir, "interrupted", **({"fitted": fitted} if fitted else {}))
+    with suppress(OSError):
+        write_state(run_dir, "interrupted", **({"fitted": fitted} if fitted else {}))
 
 
 def _train(cfg: DictConfig, run_dir: Path, resume: ResumePoint | None) -> dict[str, Any]:

