@@ -17,16 +17,20 @@ import torch
 from zoo.data import splits
 from zoo.data.batches import DeviceBatches
 from zoo.data.guards import check_data
-from zoo.data.preprocess import Preprocessor
+from zoo.data.preprocess import Preprocessor, cross_name
 from zoo.data.sources import check_dataset_keys, describe_source, load_frame
 from zoo.data.spec import FeatureSpec
 from zoo.data.threads import map_columns
 from zoo.data.validate import check_features, infer_roles, integer_categories, resolve_target
 from zoo.errors import ZooError
+from zoo.fairness.settings import check_protected_columns, protected_columns
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
+#: Training rows kept (a seeded sample beyond) with their raw feature values, for the proxies of the
+#: protected attributes (zoo/fairness/proxies.py).
+PROXY_ROWS = 20_000
 
 
 def _plain(value: Any) -> Any:
@@ -91,6 +95,15 @@ class CreditDataModule(pl.LightningDataModule):
         self._tensors: dict[str, dict[str, torch.Tensor]] = {}
         self._feature_spec: FeatureSpec | None = None
         self.warnings: list[str] = []  # the data guards' findings, one line each (metrics.json)
+        # dataset.protected: each split's values of the protected columns, row-aligned with
+        # `arrays[split]`, kept aside for the fairness metrics and never fed to a model (unless
+        # dataset.allow_protected makes one a feature as well); `protected_sample`: raw training
+        # rows (features and protected columns) for the proxies. Empty without dataset.protected.
+        self.protected: dict[str, pd.DataFrame] = {}
+        self.protected_columns: list[str] = []
+        self.allowed_protected: list[str] = []
+        self.dropped_for_protected: list[str] = []  # crosses and group entries that read one
+        self.protected_sample: pd.DataFrame | None = None
         self.timings: dict[str, float] = {}  # seconds per stage of build() and setup() (benchmarks)
 
     @contextmanager
@@ -118,6 +131,7 @@ class CreditDataModule(pl.LightningDataModule):
             return
         ds = self.dataset
         check_dataset_keys(ds)
+        protected, allowed = protected_columns(ds)
         with ThreadPoolExecutor(max_workers=1) as pool:
             # a file's digest is taken while it is parsed (hashing releases the GIL)
             of_file = self.frame is None and ds.get("source", "file") == "file"
@@ -135,6 +149,10 @@ class CreditDataModule(pl.LightningDataModule):
                 frame, target=ds["target"], bad_value=ds["bad_value"], good_value=ds.get("good_value")
             )
             roles = infer_roles(features, ds.get("roles"))
+        check_protected_columns(protected, features.columns, target=ds["target"])
+        excluded = [c for c in protected if c not in allowed]
+        roles.update(dict.fromkeys(excluded, "ignore"))  # kept aside below, never a feature
+        protected_values = features[protected]
         id_columns = [c for c, r in roles.items() if r == "id"]
         # ids of the kept rows (resolve_target dropped unlabelled ones), aligned with `y`
         id_values = features[id_columns[0]].to_numpy() if id_columns else None
@@ -152,13 +170,26 @@ class CreditDataModule(pl.LightningDataModule):
             features = check_features(features, roles)
         with self._timed("guards"):
             found = check_data(
-                features, y, roles, parts, given_roles=ds.get("roles"), allow_leaky=ds.get("allow_leaky")
+                features,
+                y,
+                roles,
+                parts,
+                given_roles=ds.get("roles"),
+                allow_leaky=ds.get("allow_leaky"),
+                protected=protected,
             )
         roles.update(dict.fromkeys(found.id_like, "ignore"))  # listed in schema()'s `ignored`
         self.warnings = found.warnings
+        if allowed:
+            line = (
+                f"protected column(s) used as features by dataset.allow_protected: {', '.join(allowed)}; "
+                "a lender may not be allowed to use them (docs/fairness.md)"
+            )
+            log.warning("%s", line)
+            self.warnings.append(line)
+        crosses, groups = self._without_protected(ds, excluded)
         categorical = [c for c, r in roles.items() if r == "categorical"]
         numeric = [c for c, r in roles.items() if r == "numeric"]
-        crosses = ds.get("crosses") or []
         preprocessor = Preprocessor(
             categorical=categorical,
             numeric=numeric,
@@ -187,9 +218,13 @@ class CreditDataModule(pl.LightningDataModule):
                 self.arrays[name] = arrays
                 if id_values is not None:
                     self.ids[name] = id_values[rows]
+                if protected:
+                    self.protected[name] = protected_values.iloc[rows].reset_index(drop=True)
         self.preprocessor = preprocessor
         self.roles = roles
-        groups = {"wide": ds.get("wide"), "deep": ds.get("deep"), **dict(ds.get("groups") or {})}
+        if protected:
+            self.protected_columns, self.allowed_protected = protected, allowed
+            self.protected_sample = self._proxy_rows(features, protected_values, parts[0])
         self._feature_spec = preprocessor.feature_spec(groups)
         log.info(
             "dataset %s: %s rows (train/val/test), bad rate %.3f, %d categorical, %d numeric, %d crosses",
@@ -200,6 +235,43 @@ class CreditDataModule(pl.LightningDataModule):
             self._feature_spec.n_numeric,
             self._feature_spec.n_crosses,
         )
+
+    def _without_protected(
+        self, ds: Mapping[str, Any], excluded: list[str]
+    ) -> tuple[Any, dict[str, Any]]:
+        """The crosses and field groups (wide, deep, named groups) less the ones that read an
+        excluded protected column: a cross of one carries it into the model as surely as the column."""
+        crosses = ds.get("crosses") or []
+        groups = {"wide": ds.get("wide"), "deep": ds.get("deep"), **dict(ds.get("groups") or {})}
+        if not excluded:
+            return crosses, groups
+        gone = set(excluded)
+        if not isinstance(crosses, str):
+            kept = [c for c in crosses if not gone.intersection(map(str, c))]
+            self.dropped_for_protected += [cross_name(c) for c in crosses if gone.intersection(map(str, c))]
+            crosses = kept
+        gone |= set(self.dropped_for_protected)
+        for part, names in groups.items():
+            if names is not None and not isinstance(names, str):
+                groups[part] = [n for n in names if str(n) not in gone]
+        if self.dropped_for_protected:
+            log.info("dropped crosses of protected columns: %s", ", ".join(self.dropped_for_protected))
+        return crosses, groups
+
+    def _proxy_rows(self, features: pd.DataFrame, protected: pd.DataFrame, train: np.ndarray) -> pd.DataFrame:
+        """Training rows (at most PROXY_ROWS, a seeded sample) of the model's raw feature columns
+        and the protected ones, for the proxy report."""
+        rows = np.asarray(train)
+        if len(rows) > PROXY_ROWS:
+            rows = np.sort(np.random.default_rng(self.split_seed).choice(rows, PROXY_ROWS, replace=False))
+        columns = [c for c in features.columns if c in self.feature_columns]
+        sample = features.iloc[rows][columns].reset_index(drop=True)
+        return pd.concat([sample, protected.iloc[rows].add_prefix("protected:").reset_index(drop=True)], axis=1)
+
+    @property
+    def feature_columns(self) -> list[str]:
+        """The input columns the model reads (categorical and numeric roles)."""
+        return [c for c, r in self.roles.items() if r in ("categorical", "numeric")]
 
     def _split(self, features: pd.DataFrame, y: np.ndarray, roles: dict[str, str]) -> tuple[np.ndarray, ...]:
         """Row indices of train, validation and test, by the configured kind of split."""

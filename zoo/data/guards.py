@@ -1,5 +1,6 @@
 """Checks on the data that no model can make for itself: a feature that gives the label away,
-columns that are ids, dates read as categories, and rows repeated between training and test."""
+columns that are ids, dates read as categories, rows repeated between training and test, and
+features that look like a protected characteristic (race, sex, age, ...) not declared as one."""
 
 from __future__ import annotations
 
@@ -31,6 +32,41 @@ DATE_SAMPLE = 1000
 DATE_ROWS = 50_000
 #: Folds of the out-of-fold category bad rates scored for leakage.
 LEAK_FOLDS = 5
+#: Words in a column's name that suggest a protected characteristic (fair-lending law: ECOA /
+#: Regulation B, the Fair Housing Act, the EU and UK equality acts), by characteristic. Matched as
+#: whole words of the name (`age_in_years`, `CODE_GENDER`, `applicantRace`), so `mortgage` is not age.
+PROTECTED_NAME_WORDS: dict[str, frozenset[str]] = {
+    "race": frozenset({"race", "racial"}),
+    "ethnicity": frozenset({"ethnic", "ethnicity", "hispanic", "latino"}),
+    "colour": frozenset({"color", "colour", "skin"}),
+    "religion": frozenset({"religion", "religious"}),
+    "national origin": frozenset(
+        {"nationality", "national", "origin", "citizenship", "citizen", "foreign", "immigrant", "immigration",
+         "birthplace", "native", "ancestry"}
+    ),
+    "sex or gender": frozenset({"sex", "gender", "male", "female"}),
+    "marital status": frozenset(
+        {"marital", "married", "marriage", "spouse", "widowed", "divorced", "personal_status"}
+    ),
+    "age": frozenset({"age", "dob", "birth", "birthday", "birthdate", "born"}),
+    "disability": frozenset({"disability", "disabled", "handicap", "handicapped"}),
+    "public assistance": frozenset({"welfare", "assistance", "tanf", "medicaid"}),
+}  # fmt: skip
+#: Words in a text column's values that suggest a protected characteristic.
+PROTECTED_VALUE_WORDS: dict[str, frozenset[str]] = {
+    "race": frozenset({"white", "black", "asian", "african", "caucasian", "indian", "alaska", "pacific"}),
+    "ethnicity": frozenset({"hispanic", "latino", "latina", "ethnicity"}),
+    "religion": frozenset({"christian", "muslim", "jewish", "hindu", "buddhist", "catholic", "protestant"}),
+    "sex or gender": frozenset({"male", "female", "man", "woman", "men", "women"}),
+    "marital status": frozenset({"married", "divorced", "widowed", "unmarried", "single"}),
+}
+#: Share of a text column's distinct values (the most frequent PROTECTED_VALUES_SAMPLE) that must
+#: hold such a word: one `single` among forty property types is not a marital status.
+PROTECTED_VALUE_SHARE = 0.5
+PROTECTED_VALUES_SAMPLE = 50
+#: Age is flagged, never refused: some regimes allow it in scoring (e.g. Regulation B, empirically
+#: derived systems that do not assign a negative value to the elderly).
+AGE = "age"
 #: Labelled rows scored for leakage at most (a seeded sample beyond): the AUC's standard error is
 #: then about 0.001, far below the gap between a real predictor and LEAK_AUC.
 LEAK_ROWS = 200_000
@@ -56,12 +92,15 @@ def check_data(
     *,
     given_roles: Mapping[str, Any] | None = None,
     allow_leaky: Iterable[str] | None = None,
+    protected: Iterable[str] | None = None,
 ) -> GuardReport:
     """Run every guard on the feature columns (`roles` categorical or numeric) of a split frame.
 
     `parts` are the train, validation and test row indices. The leakage check reads the labels of
     all of them together, so its decision is the same for every fold and seed of one data file and
-    split design; a leaky column not listed in `allow_leaky` is a ZooError.
+    split design; a leaky column not listed in `allow_leaky` is a ZooError. A feature whose name or
+    values suggest a protected characteristic and that `protected` (dataset.protected) does not
+    declare is a warning.
     """
     report = GuardReport()
     declared = {str(c) for r in ("categorical", "numeric") for c in _as_list((given_roles or {}).get(r))}
@@ -79,6 +118,7 @@ def check_data(
             f"{', '.join(report.id_like)} (declare one in dataset.roles.categorical or .numeric to keep it)"
         )
     kept = [c for c in columns if c not in report.id_like]
+    check_protected_like(features, kept, report, declared=protected)
     categorical = [c for c in kept if roles[c] == "categorical"]
     shares = map_columns(lambda c: date_share(features[c]), categorical, rows=len(features))
     dates = {c: share for c, share in zip(categorical, shares, strict=True) if share >= DATE_SHARE}
@@ -104,6 +144,54 @@ def check_data(
         )
         report.warn(f"{shown} repeat a training row exactly (every feature equal)")
     return report
+
+
+def _words(text: str) -> list[str]:
+    """Lower-case words of a name or value: `personal_status_and_sex` -> personal, status, and, sex."""
+    return [w.lower() for w in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+", text)]
+
+
+def protected_characteristics(column: pd.Series, name: str) -> list[str]:
+    """The protected characteristics a column's name or (text) values suggest, e.g. ['sex or
+    gender', 'marital status'] for german's `personal_status_and_sex` ('male : single', ...)."""
+    words = set(_words(name))
+    joined = "_".join(_words(name))
+    found = [
+        kind
+        for kind, names in PROTECTED_NAME_WORDS.items()
+        if words & names or any("_" in n and n in joined for n in names)
+    ]
+    if pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(column.dtype):
+        return found
+    values = column.value_counts().index[:PROTECTED_VALUES_SAMPLE]
+    if len(values) == 0:
+        return found
+    value_words = [set(_words(str(v))) for v in values]
+    for kind, names in PROTECTED_VALUE_WORDS.items():
+        share = sum(bool(w & names) for w in value_words) / len(value_words)
+        if share >= PROTECTED_VALUE_SHARE and kind not in found:
+            found.append(kind)
+    return found
+
+
+def check_protected_like(
+    features: pd.DataFrame, columns: list[str], report: GuardReport, *, declared: Iterable[str] | None
+) -> None:
+    """Warn about each feature that looks like a protected characteristic (by name or values) and
+    is not in dataset.protected; age is flagged like the others, never refused."""
+    known = {str(c) for c in _as_list(declared)}
+    for name in columns:
+        if name in known:
+            continue
+        kinds = protected_characteristics(features[name], name)
+        if not kinds:
+            continue
+        note = " (age is flagged, not refused: some regimes allow it in scoring)" if kinds == [AGE] else ""
+        report.warn(
+            f"column {name!r} looks like a protected characteristic ({', '.join(kinds)}) and is used as a "
+            f"feature{note}; declare it in dataset.protected to exclude it and measure fairness by it, "
+            "see docs/fairness.md"
+        )
 
 
 def _as_list(value: Any) -> list[Any]:

@@ -1,5 +1,6 @@
 """`model_card.md`: a run's documentation in the spirit of SR 11-7 (data, model, performance with
-uncertainty, calibration, drivers, warnings, software), built from the files the run wrote."""
+uncertainty, calibration, drivers, warnings, fairness by protected attribute, software), built from
+the files the run wrote."""
 
 from __future__ import annotations
 
@@ -98,6 +99,11 @@ def model_card(
     lines += ["", "## Warnings", ""]
     warnings = metrics.get("warnings") or []
     lines += [f"- {w}" for w in warnings] if warnings else ["none"]
+    if metrics.get("fairness"):
+        from zoo.fairness.report import section_markdown
+
+        lines += ["", "## Fairness", ""]
+        lines += section_markdown(metrics["fairness"])
     lines += ["", "## Software", ""]
     lines += [f"- {k} {v}" for k, v in versions.items()]
     return "\n".join(lines) + "\n"
