@@ -17,6 +17,7 @@ from zoo.calibration import fit_calibrator, plot_reliability, reliability_table
 from zoo.config_targets import plain
 from zoo.data.preprocess import library_versions
 from zoo.explain import write_explanations
+from zoo.fairness import add_fairness
 from zoo.fitting import Fitted
 from zoo.manifest import write_manifest
 from zoo.metrics import compute_metrics
@@ -110,6 +111,7 @@ def write_run(cfg: DictConfig, fitted: Fitted, dm: Any, run_dir: Path) -> dict[s
     artifacts = getattr(model, "write_artifacts", None)
     if callable(artifacts):
         artifacts(run_dir, dm)
+    add_fairness(result, cfg, dm, predictions)  # dataset.protected: fair-lending metrics (test)
     write_json(run_dir / METRICS_FILE, result)
     write_explanations(run_dir, model, dm, cfg)  # importance, partial dependence, model card
     write_manifest(run_dir, data=dm.source, versions=library_versions())

@@ -65,6 +65,7 @@ class RunSettings:
     experiment_charts: list[str] | None = None
     experiment_tradeoff: list[str] | None = None
     reference: Any = None
+    fairness: Any = None  # checked by zoo.fairness.settings
 
 
 def _one_line(err: OmegaConfBaseException) -> str:
@@ -177,6 +178,15 @@ def check_model(cfg: DictConfig) -> None:
         registry.get(str(name))  # unknown, or fails to import: ZooError, one line
 
 
+def check_fairness(cfg: DictConfig) -> None:
+    """`dataset.protected` and `dataset.allow_protected` (lists, the allowed among the protected)
+    and the `fairness:` block; whether each protected column exists is known when the data is read."""
+    from zoo.fairness.settings import fairness_settings, protected_columns
+
+    protected_columns(cfg.dataset or {})
+    fairness_settings(cfg)
+
+
 def check_run_settings(cfg: DictConfig) -> DictConfig:
     """The typed config after every run-level check; raises ZooError with one line."""
     settings = typed(cfg)
@@ -184,4 +194,5 @@ def check_run_settings(cfg: DictConfig) -> DictConfig:
     check_seeds(settings)
     check_dataset_name(settings)
     check_model(settings)
+    check_fairness(settings)  # dataset.protected, allow_protected and the fairness: block
     return settings
