@@ -29,11 +29,15 @@ from zoo.data.validate import check_features, check_unique_columns
 from zoo.errors import ZooError
 from zoo.manifest import load_checkpoint, read_json, read_manifest, read_yaml, verify
 from zoo.outputs import CALIBRATION_FILE, CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, PREPROCESSING_FILE
+from zoo.points import check_additive, read_scaling
 from zoo.resume import SIGTERM_EXIT, Terminated
 
 CHUNK_ROWS = 200_000
 #: `--invalid`: what a row whose probability is not a finite number in [0, 1] does.
 INVALID_CHOICES = ("error", "missing")
+#: `--reasons-by`: reason codes ordered by logit contribution (any model) or by points lost against
+#: each field's best attribute (additive models: zoo/points.py).
+REASONS_BY_CHOICES = ("contribution", "points")
 
 
 @dataclass
@@ -80,9 +84,10 @@ class ScoreSummary:
     extra_columns: list[str] = field(default_factory=list)
     unseen: dict[str, int] = field(default_factory=dict)
     invalid: int = 0
+    notes: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
-        out = [f"scored {self.rows} rows"]
+        out = [f"scored {self.rows} rows", *self.notes]
         if self.invalid:
             out.append(
                 f"{self.invalid} rows have no finite probability and were written with prob and "
@@ -116,10 +121,13 @@ def score_frame(
     batch_size: int = 8192,
     reasons: int = 0,
     reference: dict[str, np.ndarray] | None = None,
+    reasons_by: str = "contribution",
 ) -> tuple[np.ndarray, dict[str, int], pd.DataFrame | None]:
     """Probabilities of default for the rows of `frame`, unseen-category counts per field, and
     explanation columns: `reasons` when the model states its own (the rules a row meets), and with
     `reasons=K` the K reason codes of `zoo.explain` (reason_1..reason_K, reason_method)."""
+    if hasattr(run, "score_members"):  # an ensemble: each member scores through this function
+        return run.score_members(frame, batch_size=batch_size, reasons=reasons)
     roles = {c: "categorical" for c in run.preprocessor.categorical}
     roles.update({c: "numeric" for c in run.preprocessor.numeric})
     features = check_features(frame, roles, allow_empty=True)
@@ -140,19 +148,31 @@ def score_frame(
     if callable(explain):
         columns["reasons"] = explain(arrays)
     if reasons:
-        columns = pd.concat([columns, reason_columns(run, frame, arrays, reasons, reference)], axis=1)
+        found = reason_columns(run, frame, arrays, reasons, reference, by=reasons_by)
+        columns = pd.concat([columns, found], axis=1)
     return out, dict(run.preprocessor.unseen_), columns if len(columns.columns) else None
 
 
 def reason_columns(
-    run: Run, frame: pd.DataFrame, arrays: dict[str, np.ndarray], k: int, reference: Any = None
+    run: Run,
+    frame: pd.DataFrame,
+    arrays: dict[str, np.ndarray],
+    k: int,
+    reference: Any = None,
+    *,
+    by: str = "contribution",
 ) -> pd.DataFrame:
-    """reason_1..reason_k and reason_method: the fields pushing each row most towards default."""
+    """reason_1..reason_k and reason_method: the fields pushing each row most towards default, or
+    (`by="points"`, additive models) the fields losing most points against their best attribute."""
     from zoo.explain import contributions, explain_settings, read_reference, reason_codes
+    from zoo.points import points_lost, read_scaling
 
     settings = explain_settings(run.config)
     reference = read_reference(run.run_dir) if reference is None else reference
-    found = contributions(run.model, arrays, reference, n_reference=settings["occlusion_rows"])
+    if by == "points":
+        found = points_lost(run.model, arrays, reference, read_scaling(run.run_dir)[0])
+    else:
+        found = contributions(run.model, arrays, reference, n_reference=settings["occlusion_rows"])
     units = dict(run.config.dataset.get("units") or {})
     return reason_codes(found, frame, run.model.feature_spec, k, units=units)
 
@@ -229,13 +249,16 @@ def predict_file(
     progress: bool | None = None,
     reasons: int = 0,
     invalid: str = "error",
+    reasons_by: str = "contribution",
 ) -> ScoreSummary:
     """Score `file` chunk by chunk into `out` (Parquet or CSV): row, id, prob, decision (and
     reasons, for models that explain each row).
 
     `row` is the position in the file, `id` the dataset's id column (when it has one), and
     `decision` 1 where the probability exceeds the run's threshold (as the metrics count).
-    `reasons=K` adds the K reason codes per row (docs/explanations.md).
+    `reasons=K` adds the K reason codes per row (docs/explanations.md), `reasons_by="points"` orders
+    them by points lost (additive models). `score` is the probability in points, on the run's
+    saved scaling (zoo/points.py; the defaults, with a note, for a run without one).
     A probability that is not a finite number in [0, 1] is an error naming its row, or with
     `invalid="missing"` that row's prob and decision are written missing and counted; never 0.
     `out` appears only when every row is scored.
@@ -245,6 +268,7 @@ def predict_file(
     from tqdm.auto import tqdm
 
     run = load_run(run_dir)
+    scaling, scaling_note = read_scaling(run.run_dir)
     file, out = Path(file), Path(out)
     if out.resolve() == file.resolve():
         raise ZooError(f"--out {str(out)!r} is the file being scored; choose another path")
@@ -253,17 +277,23 @@ def predict_file(
         raise ZooError(f"--out {str(out)!r} has suffix {out_suffix or '(none)'!r}, expected .parquet or .csv")
     if reasons < 0:
         raise ZooError(f"--reasons={reasons}, expected a positive integer")
+    if reasons_by not in REASONS_BY_CHOICES:
+        raise ZooError(f"--reasons-by={reasons_by!r}, expected one of: {', '.join(REASONS_BY_CHOICES)}")
     if invalid not in INVALID_CHOICES:
         raise ZooError(f"--invalid={invalid!r}, expected one of: {', '.join(INVALID_CHOICES)}")
     if out.is_dir():
         raise ZooError(f"--out {str(out)!r} is a directory, expected a file path ending in {out_suffix}")
     reference = None
-    if reasons:
+    if reasons and not hasattr(run, "score_members"):  # an ensemble's members read their own
         from zoo.explain import read_reference
 
         reference = read_reference(run.run_dir)
+        if reasons_by == "points":
+            check_additive(run.model, reference)
     columns, chunks = read_chunks(file, chunk_rows, reading_options(run.config.dataset))
-    summary = ScoreSummary(extra_columns=check_schema(run, columns))
+    summary = ScoreSummary(
+        extra_columns=check_schema(run, columns), notes=[scaling_note] if scaling_note else []
+    )
     id_column = run.schema.get("id_column")
     show = sys.stderr.isatty() if progress is None else progress
     tmp = _temporary_beside(out)
@@ -271,7 +301,9 @@ def predict_file(
     try:
         with tqdm(desc="scoring", unit="rows", disable=not show) as bar:
             for chunk in chunks:
-                prob, unseen, explained = score_frame(run, chunk, reasons=reasons, reference=reference)
+                prob, unseen, explained = score_frame(
+                    run, chunk, reasons=reasons, reference=reference, reasons_by=reasons_by
+                )
                 scores = pd.DataFrame({"row": chunk.index.to_numpy(dtype=np.int64)})
                 if id_column and id_column in chunk.columns:
                     scores["id"] = chunk[id_column].to_numpy()
@@ -286,6 +318,7 @@ def predict_file(
                     scores.loc[~valid, "decision"] = pd.NA
                 else:
                     scores["decision"] = decision
+                scores["score"] = scaling.from_prob(prob)  # points; NaN where prob is missing
                 if explained is not None:
                     for name in explained.columns:
                         scores[name] = explained[name].to_numpy()
@@ -381,6 +414,14 @@ def main(argv: list[str] | None = None) -> int:
         help="add reason_1..reason_K (default K: the run's explain.reasons) and reason_method",
     )
     parser.add_argument(
+        "--reasons-by",
+        choices=REASONS_BY_CHOICES,
+        default="contribution",
+        help="order reason codes by contribution to the default logit (default, any model) or by "
+        "points lost against each field's best attribute (additive models: lr, lr_cross, "
+        "attention_rules); points implies --reasons",
+    )
+    parser.add_argument(
         "--invalid",
         choices=INVALID_CHOICES,
         default="error",
@@ -397,6 +438,8 @@ def main(argv: list[str] | None = None) -> int:
     in_main = threading.current_thread() is threading.main_thread()  # only it may take signals
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main else None
     try:
+        if args.reasons_by == "points" and args.reasons is None:
+            args.reasons = -1
         reasons = _default_reasons(args.run_dir) if args.reasons == -1 else args.reasons or 0
         summary = predict_file(
             args.run_dir,
@@ -405,6 +448,7 @@ def main(argv: list[str] | None = None) -> int:
             chunk_rows=args.chunk_rows,
             reasons=reasons,
             invalid=args.invalid,
+            reasons_by=args.reasons_by,
         )
     except ZooError as err:
         print(f"error: {err}", file=sys.stderr)

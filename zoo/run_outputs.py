@@ -32,6 +32,7 @@ from zoo.outputs import (
     write_json,
     write_parquet,
 )
+from zoo.points import write_score
 from zoo.thresholds import choose_threshold
 
 #: Keys of the run config an experiment adds to metrics.json for its reports, copied as they are.
@@ -111,6 +112,7 @@ def write_run(cfg: DictConfig, fitted: Fitted, dm: Any, run_dir: Path) -> dict[s
     artifacts = getattr(model, "write_artifacts", None)
     if callable(artifacts):
         artifacts(run_dir, dm)
+    write_score(run_dir, model, cfg)  # score.json (points scaling) and scorecard.csv/.md in points
     add_fairness(result, cfg, dm, predictions)  # dataset.protected: fair-lending metrics (test)
     write_json(run_dir / METRICS_FILE, result)
     write_explanations(run_dir, model, dm, cfg)  # importance, partial dependence, model card

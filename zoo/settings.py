@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from zoo.errors import ZooError
+from zoo.points import check_score_settings
 
 
 @dataclass
@@ -42,6 +43,15 @@ class EarlyStopping:
 
 
 @dataclass
+class ScoreSettings:
+    """Scores in points (zoo/points.py): base_points at good:bad odds base_odds, pdo to double them."""
+
+    base_points: float = 600.0
+    base_odds: float = 50.0
+    pdo: float = 20.0
+
+
+@dataclass
 class RunSettings:
     """Every top-level key of the primary config; groups are free-form mappings here."""
 
@@ -59,6 +69,7 @@ class RunSettings:
     allow_test_selection: bool = False
     resume: str | None = None
     explain: Any = None
+    score: ScoreSettings = field(default_factory=ScoreSettings)
     sweep: Any = None
     experiment_name: str | None = None
     experiment_metrics: list[str] | None = None
@@ -195,4 +206,5 @@ def check_run_settings(cfg: DictConfig) -> DictConfig:
     check_dataset_name(settings)
     check_model(settings)
     check_fairness(settings)  # dataset.protected, allow_protected and the fairness: block
+    check_score_settings(settings)  # pdo and base_odds > 0, finite numbers
     return settings

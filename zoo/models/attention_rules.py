@@ -391,7 +391,8 @@ class AttentionRules(TreeModel):
         summary = self.fitted["summary"]
         preamble = (
             f"Score = {self.fitted['intercept']:+.3f} + the points of every rule a row satisfies "
-            f"(log-odds of default). {summary['n_rules']} rules selected from "
+            "(log-odds of default; scorecard.md gives them in points). "
+            f"{summary['n_rules']} rules selected from "
             f"{summary['n_candidates']} candidates; objective J = {summary['objective']:.4f} "
             f"(validation AUC {summary['objective_auc']:.4f})."
         )
@@ -419,6 +420,28 @@ class AttentionRules(TreeModel):
             for field in rule.fields:
                 share[j, names.index(field)] = float(points[j]) / len(rule.fields)
         return Contributions(matrix @ share, names, "rule points vs intercept (shared among a rule's fields)")
+
+    def logit_terms(self, arrays: Arrays) -> Any:
+        """logit = intercept + each field's share of its satisfied rules' points (as
+        `field_contributions`), exactly: the scorecard in points (zoo.points)."""
+        from zoo.points import LogitTerms
+
+        found = self.field_contributions(arrays, arrays)
+        terms = {name: found.values[:, j] for j, name in enumerate(found.fields)}
+        return LogitTerms(float(self.fitted["intercept"]), terms)
+
+    def scorecard_weights(self) -> pd.DataFrame:
+        """One attribute per selected rule (met or not), its points in log-odds, for `scorecard.csv`."""
+        encoder, points, intercept = self._scorer()
+        rows = [("(intercept)", "", "intercept", float(intercept))]
+        rows += [
+            (", ".join(rule.fields), rule.text(), "rule", float(points[j]))
+            for j, rule in enumerate(encoder.rules)
+        ]
+        return pd.DataFrame(rows, columns=["field", "attribute", "kind", "weight"])
+
+    #: How scorecard.md qualifies the sum: a row gets the points of the rules it satisfies.
+    scorecard_note = "that is, of every rule it satisfies (a rule not met gives 0 points)"
 
     def native_importance(self, val: Arrays, reference: Arrays) -> pd.DataFrame:
         """Per field: the sum of |points| of the selected rules that test it."""

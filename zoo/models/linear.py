@@ -132,6 +132,18 @@ class LogisticRegression(CreditModel):
             numeric=list(enumerate(self.numeric.weight[0].tolist())),
         )
 
+    def logit_terms(self, arrays: dict[str, Any]) -> Any:
+        """logit = intercept + each field's term, exactly: the scorecard in points (zoo.points)."""
+        from zoo.points import LogitTerms
+
+        return LogitTerms(float(self.numeric.bias.item()), self.field_terms(arrays))
+
+    def scorecard_weights(self) -> pd.DataFrame:
+        """The coefficients per attribute (field, attribute, kind, weight) for `scorecard.csv`."""
+        from zoo.points import wide_scorecard
+
+        return wide_scorecard(self.wide_weights(), self.feature_spec)
+
     def field_contributions(self, arrays: dict[str, Any], reference: dict[str, Any]) -> Any:
         """Exact: each field's term minus its mean over the training reference rows, so a row's
         contributions sum to its logit minus the mean training logit."""

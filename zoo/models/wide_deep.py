@@ -181,6 +181,21 @@ class WideDeep(CreditModel):
             numeric=list(zip(self.wide_index["x_num"], self.wide_numeric[0].tolist(), strict=True)),
         )
 
+    def logit_terms(self, arrays: dict[str, Any]) -> Any:
+        """logit = the output bias + each wide field's term + the deep part (not additive in fields)."""
+        from zoo.points import LogitTerms
+
+        return LogitTerms(float(self.head.bias.item()), self.wide_terms(arrays), rest=self.deep_logit(arrays))
+
+    def scorecard_weights(self) -> pd.DataFrame:
+        """The wide coefficients per attribute (field, attribute, kind, weight) for `scorecard.csv`."""
+        from zoo.points import wide_scorecard
+
+        return wide_scorecard(self.wide_weights(), self.feature_spec)
+
+    #: How scorecard.md qualifies the sum: the deep part has no attribute table.
+    scorecard_note = "and the deep part's points, which depend on the whole row and are not in this table"
+
     @torch.no_grad()
     def deep_logit(self, arrays: dict[str, Any]) -> Any:
         """W_deep x_deep (the deep part's share of the logit, no bias), float64[B]."""
