@@ -1,5 +1,5 @@
 """`zoo`: the command for everything but training (`zoo models`, `zoo predict`, `zoo leaderboard`,
-`zoo study`, `zoo monitor`)."""
+`zoo study`, `zoo monitor`, `zoo ensemble`)."""
 
 from __future__ import annotations
 
@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     monitor.add_argument("rest", nargs=argparse.REMAINDER)
     study = sub.add_parser("study", help="summarise an Optuna study, export its best trial", add_help=False)
     study.add_argument("rest", nargs=argparse.REMAINDER)
+    ensemble = sub.add_parser("ensemble", help="build ensembles of a multirun's runs", add_help=False)
+    ensemble.add_argument("rest", nargs=argparse.REMAINDER)
     args, rest = parser.parse_known_args(argv)
     if args.command == "models":
         return _models(args)
@@ -58,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         from zoo.study import main as study_main
 
         return study_main([*args.rest, *rest])
+    if args.command == "ensemble":
+        from zoo.ensemble.cli import main as ensemble_main
+
+        return ensemble_main([*args.rest, *rest])
     from zoo.leaderboard import main as leaderboard_main
 
     return leaderboard_main([*args.rest, *rest])

@@ -33,7 +33,7 @@ CONFIG_TARGETS = (
     *(f"zoo.optim.{name}" for name in ("adam", "lbfgs", "warmup_cosine", "one_cycle", "plateau")),
 )
 #: What Hydra itself may build from the `hydra:` section (sweep callbacks, the search-space hook).
-HYDRA_TARGETS = ("zoo.sweeps.TrialRecorder", "zoo.sweeps.claim_trial")
+HYDRA_TARGETS = ("zoo.sweeps.TrialRecorder", "zoo.sweeps.claim_trial", "zoo.ensemble.EnsembleCallback")
 
 
 def plain(cfg: Any) -> Any:

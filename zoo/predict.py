@@ -58,6 +58,10 @@ def load_run(run_dir: Path | str, *, device: str = "cpu") -> Run:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ZooError(f"run directory {str(run_dir)!r} does not exist")
+    if (run_dir / "ensemble.json").is_file():  # an ensemble of runs: zoo/ensemble/scoring.py
+        from zoo.ensemble.scoring import load_ensemble
+
+        return load_ensemble(run_dir, device=device)
     manifest = read_manifest(run_dir)
     saved = read_json(run_dir, PREPROCESSING_FILE, manifest)
     config = read_yaml(run_dir, CONFIG_FILE, manifest)

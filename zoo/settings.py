@@ -71,6 +71,7 @@ class RunSettings:
     explain: Any = None
     score: ScoreSettings = field(default_factory=ScoreSettings)
     sweep: Any = None
+    ensemble: Any = None  # conf/ensemble/*.yaml: read by the callback that builds ensembles (zoo/ensemble/)
     experiment_name: str | None = None
     experiment_metrics: list[str] | None = None
     experiment_charts: list[str] | None = None

@@ -204,15 +204,16 @@ def _references(
     runs: pd.DataFrame, summary: pd.DataFrame, reference: str | None
 ) -> tuple[dict[str, str], dict[str, str]]:
     """({dataset: label of its reference row}, {dataset: how it was chosen}); candidates are every
-    row, or the rows of a named reference (which must exist on some dataset); the best mean
-    validation AUC wins, ties and datasets without validation AUC going by the summary's rank."""
+    single model's row (not an ensemble's), or the rows of a named reference (which must exist on
+    some dataset); the best mean validation AUC wins, ties and datasets without validation AUC going
+    by the summary's rank."""
     if reference is not None:
         candidates = summary[(summary["model"] == reference) | (summary["label"] == reference)]
         if candidates.empty:
             names = ", ".join(sorted(set(summary["label"])))
             raise ZooError(f"unknown reference model {reference!r}; models: {names}")
-    else:
-        candidates = summary
+    else:  # ensembles (zoo/ensemble/) are fitted on validation rows: compared, never the reference
+        candidates = summary[~summary["model"].astype(str).str.startswith("ensemble_")]
     candidates = candidates.dropna(subset=["rank"])
     column = f"{REFERENCE_SPLIT}/{RANK_METRIC}"
     if column in runs.columns:

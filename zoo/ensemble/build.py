@@ -1,0 +1,370 @@
+"""Building the ensembles of a multirun: per group of runs on one dataset and split, fit the
+ensemble on validation predictions only, then write an ordinary, sealed run directory
+(metrics.json, predictions.parquet, ensemble.json, config.yaml, a model card, state.json, and
+the manifest last)."""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from zoo.calibration import CALIBRATION_METHODS, fit_calibrator
+from zoo.config_targets import plain
+from zoo.data.preprocess import library_versions
+from zoo.ensemble.members import ENSEMBLE_FILE, Group, Member, read_groups
+from zoo.ensemble.select import METHODS, SELECTION_METRICS, combine, fit_stack, greedy_selection
+from zoo.errors import ZooError
+from zoo.explain.card import MODEL_CARD_FILE
+from zoo.manifest import write_manifest
+from zoo.metrics import compute_metrics
+from zoo.outputs import (
+    CALIBRATION_FILE,
+    CONFIG_FILE,
+    METRICS_FILE,
+    PREDICTIONS_FILE,
+    write_json,
+    write_parquet,
+    write_text,
+)
+from zoo.run_outputs import predictions_frame, write_reliability
+from zoo.run_state import check_new_run_dir, run_lock, write_state
+from zoo.thresholds import choose_threshold
+
+#: Where `zoo ensemble SWEEP_DIR` writes one run directory per group, inside the sweep.
+ENSEMBLES_DIR = "ensembles"
+#: Ensemble runs are the leaderboard model `ensemble_<method>`.
+MODEL_PREFIX = "ensemble_"
+
+
+@dataclass(frozen=True)
+class EnsembleSettings:
+    """What `zoo ensemble` and the `ensemble:` config block set (conf/ensemble/*.yaml)."""
+
+    method: str = "greedy"
+    size: int = 25
+    metric: str = "logloss"
+    calibration: str | None = None
+    models: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ZooError(f"ensemble method {self.method!r}, expected one of: {', '.join(METHODS)}")
+        if self.metric not in SELECTION_METRICS:
+            raise ZooError(
+                f"ensemble metric {self.metric!r}, expected one of: {', '.join(SELECTION_METRICS)}"
+            )
+        if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 1:
+            raise ZooError(f"ensemble size {self.size!r}, expected a positive integer")
+        if self.calibration is not None and self.calibration not in CALIBRATION_METHODS:
+            raise ZooError(
+                f"ensemble calibration {self.calibration!r}, expected null or one of: "
+                f"{', '.join(CALIBRATION_METHODS)}"
+            )
+
+    @classmethod
+    def from_config(cls, block: Any) -> EnsembleSettings:
+        """From the primary config's `ensemble:` block; an unknown key is one line."""
+        given = dict(plain(block) or {})
+        known = {"method", "size", "metric", "calibration", "models"}
+        unknown = sorted(set(given) - known)
+        if unknown:
+            raise ZooError(
+                f"ensemble.{unknown[0]} is not a setting; expected one of: {', '.join(sorted(known))}"
+            )
+        models = given.get("models")
+        if isinstance(models, str):
+            models = [m.strip() for m in models.split(",") if m.strip()]
+        given["models"] = tuple(str(m) for m in models) if models else None
+        return cls(**given)
+
+
+@dataclass
+class Built:
+    """One ensemble written: where, its group, and what its metrics.json holds."""
+
+    run_dir: Path
+    group: Group
+    result: dict[str, Any]
+    best_member: Member
+
+
+def build_ensembles(
+    sweep_dir: Path | str, settings: EnsembleSettings, out: Path | str | None = None
+) -> list[Built]:
+    """One ensemble run per group of `sweep_dir`'s sealed runs, written to `out/<group>/`
+    (default `sweep_dir/ensembles/`). Nothing is written when a group is refused."""
+    sweep_dir = Path(sweep_dir)
+    out = Path(out) if out is not None else sweep_dir / ENSEMBLES_DIR
+    groups = read_groups(sweep_dir, settings.models)
+    ready = []
+    for group in groups:
+        if len(group.members) < 2:
+            warnings.warn(
+                f"group {group.name}: only {len(group.members)} sealed run ({group.members[0].path}); "
+                "no ensemble",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            continue
+        _threshold_setting(group)  # refuse before anything is written
+        check_new_run_dir(out / group.name, where="ensemble run directory")
+        ready.append(group)
+    if not ready:
+        raise ZooError(f"no group of {sweep_dir} has 2 or more sealed runs to ensemble")
+    return [write_ensemble(group, settings, out / group.name) for group in ready]
+
+
+def _threshold_setting(group: Group) -> Any:
+    """The members' `threshold` setting (a number or 'youden'): the ensemble chooses its own the
+    same way, on validation rows; members that disagree are refused."""
+    settings = {json_text(plain(m.config.get("threshold", 0.5))) for m in group.members}
+    if len(settings) > 1:
+        raise ZooError(
+            f"group {group.name}: the runs choose their thresholds differently "
+            f"({', '.join(sorted(settings))}); ensemble runs that share a threshold setting (--models)"
+        )
+    return plain(group.members[0].config.get("threshold", 0.5))
+
+
+def json_text(value: Any) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True)
+
+
+def fit_group(group: Group, settings: EnsembleSettings) -> tuple[dict[str, Any], np.ndarray]:
+    """What the ensemble fits on the validation rows alone: {members: [(member, weight)], method,
+    ...} and its validation probabilities (out of fold for the stack)."""
+    y = group.members[0].val["label"].to_numpy().astype(np.int64)
+    probs = np.stack([m.val["prob"].to_numpy(dtype=np.float64) for m in group.members], axis=1)
+    if settings.method == "greedy":
+        counts = greedy_selection(probs, y, size=settings.size, metric=settings.metric)
+        chosen = [(m, int(c)) for m, c in zip(group.members, counts, strict=True) if c > 0]
+        weights = [c / settings.size for _, c in chosen]
+        fitted = {
+            "members": [(m, w, {"count": c}) for (m, c), w in zip(chosen, weights, strict=True)],
+            "intercept": 0.0,
+        }
+        val_prob = combine("greedy", weights, probs[:, counts > 0])
+    else:
+        stack, val_prob = fit_stack(probs, y, seed=int(group.split_seed or 0))
+        fitted = {
+            "members": [(m, w, {}) for m, w in zip(group.members, stack["coefficients"], strict=True)],
+            "intercept": stack["intercept"],
+        }
+    return fitted, val_prob
+
+
+def write_ensemble(group: Group, settings: EnsembleSettings, run_dir: Path) -> Built:
+    """Fit the group's ensemble on validation predictions and write its run directory, sealed."""
+    started = time.perf_counter()
+    threshold_setting = _threshold_setting(group)
+    first = group.members[0]
+    with run_lock(run_dir):
+        check_new_run_dir(run_dir, where="ensemble run directory")
+        write_state(run_dir, "training")
+        try:
+            fitted, val_prob = fit_group(group, settings)
+            chosen = fitted["members"]
+            weights = [w for _, w, _ in chosen]
+            test_probs = np.stack([m.test["prob"].to_numpy(dtype=np.float64) for m, _, _ in chosen], axis=1)
+            method = settings.method
+            predictions = {
+                "val": {
+                    "prob": val_prob,
+                    "y": first.val["label"].to_numpy(),
+                    "row": first.val["row"].to_numpy(),
+                },
+                "test": {
+                    "prob": combine(method, weights, test_probs, fitted["intercept"]),
+                    "y": first.test["label"].to_numpy(),
+                    "row": first.test["row"].to_numpy(),
+                },
+            }
+            uncalibrated = None
+            if settings.calibration:
+                calibrator = fit_calibrator(
+                    settings.calibration, predictions["val"]["prob"], predictions["val"]["y"]
+                )
+                uncalibrated = {s: compute_metrics(p["prob"], p["y"]) for s, p in predictions.items()}
+                for pred in predictions.values():
+                    pred["prob"] = calibrator.transform(pred["prob"])
+                write_json(run_dir / CALIBRATION_FILE, calibrator.to_dict())
+            for pred in predictions.values():
+                pred["prob"] = pred["prob"].astype(np.float32)  # as any run writes them, and predict returns
+            val = predictions["val"]
+            threshold, how = choose_threshold(threshold_setting, val["prob"], val["y"])
+            result = _metrics(group, settings, predictions, threshold, how, len(chosen))
+            result["fit_seconds"] = round(time.perf_counter() - started, 3)
+            if uncalibrated is not None:
+                result["uncalibrated"] = uncalibrated
+            ids = {
+                s: getattr(first, s)["id"].to_numpy() for s in ("val", "test") if "id" in first.val.columns
+            }
+            write_parquet(run_dir / PREDICTIONS_FILE, predictions_frame(predictions, ids))
+            write_reliability(run_dir, predictions, title=f"{result['model']} on {group.dataset}, test split")
+            write_json(run_dir / ENSEMBLE_FILE, _ensemble_record(group, settings, fitted, run_dir))
+            write_text(run_dir / CONFIG_FILE, OmegaConf.to_yaml(_config(group, settings, chosen)))
+            write_json(run_dir / METRICS_FILE, result)
+            best = max(group.members, key=lambda m: _val_score(m, settings.metric))
+            write_text(run_dir / MODEL_CARD_FILE, _model_card(group, settings, result, chosen, best))
+            write_manifest(run_dir, data=first.data, versions=library_versions())
+        except BaseException as err:
+            write_state(run_dir, "failed", error=(str(err).strip().splitlines() or [type(err).__name__])[0])
+            raise
+        write_state(run_dir, "finished")
+    return Built(run_dir, group, result, best)
+
+
+def _val_score(member: Member, metric: str) -> float:
+    """A member's validation `metric`, larger is better (for choosing the best single model)."""
+    value = float(member.metrics.get("val", {}).get(metric, np.nan))
+    value = -value if metric == "logloss" else value
+    return value if np.isfinite(value) else -np.inf
+
+
+def _metrics(
+    group: Group,
+    settings: EnsembleSettings,
+    predictions: dict[str, dict[str, np.ndarray]],
+    threshold: float,
+    how: str,
+    n_members: int,
+) -> dict[str, Any]:
+    """metrics.json, with the keys any run's has (zoo/run_outputs.py)."""
+    first = group.members[0].metrics
+    seeds = {m.metrics.get("seed") for m in group.members}
+    result: dict[str, Any] = {
+        "model": f"{MODEL_PREFIX}{settings.method}",
+        "dataset": group.dataset,
+        "seed": seeds.pop() if len(seeds) == 1 else group.split_seed,
+        "fold": group.fold,
+        "split_seed": group.split_seed,
+        "experiment": first.get("experiment"),
+        "threshold": threshold,
+        "threshold_method": how,
+        "fit_seconds": 0.0,
+        "epochs": None,
+        "rows": {
+            "train": (first.get("rows") or {}).get("train"),
+            **{s: len(p["y"]) for s, p in predictions.items()},
+        },
+        "n_parameters": n_members + (settings.method == "stack"),
+        "warnings": [],
+        "ensemble": {"method": settings.method, "members": n_members, "candidates": len(group.members)},
+    }
+    for split, pred in predictions.items():
+        result[split] = compute_metrics(pred["prob"], pred["y"], threshold=threshold)
+    result["calibration"] = settings.calibration
+    return result
+
+
+def _ensemble_record(
+    group: Group, settings: EnsembleSettings, fitted: dict[str, Any], run_dir: Path
+) -> dict[str, Any]:
+    """ensemble.json: how it was fitted, and each member with its run directory (relative to the
+    ensemble's, so a sweep moves as a whole), the digest of its manifest, and its weight."""
+    members = []
+    for member, weight, extra in fitted["members"]:
+        members.append(
+            {
+                "name": member.name,
+                "model": member.model,
+                "run_dir": os.path.relpath(member.path.resolve(), run_dir.resolve()),
+                "manifest_sha256": member.manifest_sha256,
+                "weight": float(weight),
+                **extra,
+            }
+        )
+    record: dict[str, Any] = {
+        "format": "credit-zoo.ensemble/1",
+        "method": settings.method,
+        "combine": "weighted mean of probabilities"
+        if settings.method == "greedy"
+        else "logistic regression on logits",
+        "fitted_on": "validation rows only",
+        "group": {"dataset": group.dataset, "split_seed": group.split_seed, "fold": group.fold},
+        "candidates": [m.name for m in group.members],
+        "members": members,
+    }
+    if settings.method == "greedy":
+        record.update(size=settings.size, metric=settings.metric)
+    else:
+        record["intercept"] = float(fitted["intercept"])
+    return record
+
+
+def _config(group: Group, settings: EnsembleSettings, chosen: Sequence[tuple[Member, float, Any]]) -> Any:
+    """config.yaml: the ensemble's settings as a `model:` block, and the members' dataset, data,
+    threshold and explain settings (what scoring reads)."""
+    source = group.members[0].config
+    model: dict[str, Any] = {
+        "name": f"{MODEL_PREFIX}{settings.method}",
+        "members": [m.name for m, _, _ in chosen],
+    }
+    if settings.method == "greedy":
+        model.update(size=settings.size, metric=settings.metric)
+    return OmegaConf.create(
+        {
+            "model": model,
+            "dataset": plain(source.get("dataset")),
+            "data": plain(source.get("data")),
+            "seed": plain(source.get("seed")),
+            "threshold": _threshold_setting(group),
+            "calibration": settings.calibration,
+            "explain": plain(source.get("explain")),
+        }
+    )
+
+
+def _model_card(
+    group: Group,
+    settings: EnsembleSettings,
+    result: dict[str, Any],
+    chosen: Sequence[tuple[Member, float, Any]],
+    best: Member,
+) -> str:
+    """A short model card: what the ensemble is, its members and weights, val/test figures."""
+    how = (
+        f"greedy ensemble selection with replacement (Caruana et al. 2004), {settings.size} steps on "
+        f"validation {settings.metric}; probabilities averaged with weights count/{settings.size}"
+        if settings.method == "greedy"
+        else "logistic regression on the members' logits, cross-fitted on the validation rows "
+        "(validation figures are out of fold)"
+    )
+    lines = [
+        f"# {result['model']} on {group.dataset}",
+        "",
+        f"An ensemble of {len(chosen)} of the {len(group.members)} runs of split seed {group.split_seed}"
+        + ("" if group.fold is None else f", fold {group.fold}")
+        + f": {how}. Fitted on validation predictions only; the test split was not read to fit it.",
+        "",
+        "| member | model | weight |",
+        "|---|---|---|",
+        *[f"| {m.name} | {m.model} | {w:.4f} |" for m, w, _ in chosen],
+        "",
+        "| | val AUC | test AUC | test Brier |",
+        "|---|---|---|---|",
+        f"| ensemble | {result['val']['auc']:.4f} | {result['test']['auc']:.4f} | "
+        f"{result['test']['brier']:.4f} |",
+        f"| best single run on validation ({best.model}) | {best.metrics['val']['auc']:.4f} | "
+        f"{best.metrics['test']['auc']:.4f} | {best.metrics['test']['brier']:.4f} |",
+        "",
+        f"Threshold {result['threshold']:.4f} ({result['threshold_method']}, on validation rows)"
+        + (
+            f"; {settings.calibration} calibration fitted on validation rows."
+            if settings.calibration
+            else "."
+        ),
+        "",
+        "Validation figures are optimistic: the weights were chosen on those rows.",
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,114 @@
+"""Fitting an ensemble on validation predictions: greedy selection with replacement (Caruana et
+al. 2004, as AutoGluon's EnsembleSelection) and a cross-fitted logistic-regression stack, and the
+one function that combines members' probabilities with what was fitted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from zoo.errors import ZooError
+from zoo.metrics import LOGLOSS_EPS
+
+METHODS = ("greedy", "stack")
+SELECTION_METRICS = ("logloss", "auc")
+#: Validation folds of the stack's cross-fitting (fewer when a class has fewer rows).
+STACK_FOLDS = 5
+#: Probabilities are clipped to [eps, 1 - eps] before a logit (as zoo.calibration does).
+LOGIT_EPS = 1e-6
+
+
+def logloss_columns(candidates: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Mean log-loss of each row of `candidates` (float64[M, N], one candidate per row) on labels y."""
+    p = np.clip(candidates, LOGLOSS_EPS, 1 - LOGLOSS_EPS)
+    return -(y * np.log(p) + (1 - y) * np.log1p(-p)).mean(axis=-1)
+
+
+def auc_rows(candidates: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """AUC of each row of `candidates` (float64[M, N]): the Mann-Whitney U over n_pos * n_neg, with
+    ties counting one half; exact (ranks are halves, their sums whole or half numbers)."""
+    from scipy.stats import rankdata
+
+    positive = y == 1
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise ZooError("the validation rows hold a single class: AUC is undefined; use --metric logloss")
+    ranks = rankdata(candidates, axis=-1)
+    u = ranks[..., positive].sum(axis=-1) - n_pos * (n_pos + 1) / 2
+    return u / (n_pos * n_neg)
+
+
+def greedy_selection(probs: np.ndarray, y: np.ndarray, *, size: int, metric: str = "logloss") -> np.ndarray:
+    """Counts per member (int64[M]) of greedy ensemble selection with replacement.
+
+    Start from an empty ensemble; `size` times, add the member whose addition gives the mean of
+    the selected probabilities the best validation `metric` (lowest log-loss, highest AUC), even
+    when none improves it. Weights are counts / size.
+    NOTE: differs from AutoGluon: ties go to the lowest member index, not a seeded random one, so
+    the same predictions always give the same ensemble.
+    `probs`: float[N, M], validation probabilities of the M members; `y`: 0/1 labels[N].
+    """
+    if metric not in SELECTION_METRICS:
+        raise ZooError(f"--metric={metric!r}, expected one of: {', '.join(SELECTION_METRICS)}")
+    if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 1:
+        raise ZooError(f"--size={size!r}, expected a positive integer")
+    members = np.ascontiguousarray(np.asarray(probs, dtype=np.float64).T)  # [M, N]: a candidate per row
+    labels = np.asarray(y, dtype=np.float64)
+    counts = np.zeros(members.shape[0], dtype=np.int64)
+    total = np.zeros(members.shape[1])
+    for step in range(size):
+        candidates = (total + members) / (step + 1)
+        if metric == "logloss":
+            best = int(np.argmin(logloss_columns(candidates, labels)))
+        else:
+            best = int(np.argmax(auc_rows(candidates, labels)))
+        counts[best] += 1
+        total = total + members[best]
+    return counts
+
+
+def logits(probs: np.ndarray) -> np.ndarray:
+    clipped = np.clip(np.asarray(probs, dtype=np.float64), LOGIT_EPS, 1 - LOGIT_EPS)
+    return np.log(clipped) - np.log1p(-clipped)
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * z))  # without overflow
+
+
+def fit_stack(probs: np.ndarray, y: np.ndarray, *, seed: int = 0) -> tuple[dict[str, Any], np.ndarray]:
+    """A logistic regression on the members' validation logits, cross-fitted: each validation row's
+    probability comes from the model fitted on the other folds (out of fold), and the stack kept
+    is the mean of the fold models (a mean of logits: one logistic regression). Returns
+    ({"intercept", "coefficients"}, out-of-fold probabilities float64[N])."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    features = logits(probs)
+    labels = np.asarray(y).astype(np.int64)
+    smallest = int(np.bincount(labels, minlength=2).min())
+    if smallest < 2:
+        raise ZooError(
+            f"the stack needs at least 2 validation rows of each class to cross-fit, got {smallest}"
+        )
+    folds = StratifiedKFold(n_splits=min(STACK_FOLDS, smallest), shuffle=True, random_state=seed)
+    out_of_fold = np.zeros(len(labels))
+    coefficients, intercepts = [], []
+    for fit_rows, held_rows in folds.split(features, labels):
+        model = LogisticRegression(C=1.0, max_iter=1000).fit(features[fit_rows], labels[fit_rows])
+        out_of_fold[held_rows] = model.predict_proba(features[held_rows])[:, 1]
+        coefficients.append(model.coef_[0])
+        intercepts.append(model.intercept_[0])
+    fitted = {"intercept": float(np.mean(intercepts)), "coefficients": np.mean(coefficients, 0).tolist()}
+    return fitted, out_of_fold
+
+
+def combine(method: str, weights: list[float], probs: np.ndarray, intercept: float = 0.0) -> np.ndarray:
+    """The ensemble's probabilities (float64[N]) from its members' (float[N, M]): greedy, the
+    weighted mean; stack, sigmoid(intercept + weights · logits)."""
+    matrix = np.asarray(probs, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    if method == "greedy":
+        return matrix @ w
+    return _sigmoid(intercept + logits(matrix) @ w)
