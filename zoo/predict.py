@@ -432,6 +432,12 @@ def main(argv: list[str] | None = None) -> int:
         help="a row whose probability is not finite: stop with an error (default), or write it with "
         "prob and decision missing and count it",
     )
+    parser.add_argument(
+        "--groups",
+        action="append",
+        metavar="COLUMN",
+        help="fair-lending metrics of the scored rows by this column of FILE (repeatable; docs/fairness.md)",
+    )
     args = parser.parse_args(argv)
     if args.chunk_rows < 1:
         print(f"error: --chunk-rows={args.chunk_rows}, expected a positive integer", file=sys.stderr)
@@ -445,6 +451,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.reasons_by == "points" and args.reasons is None:
             args.reasons = -1
         reasons = _default_reasons(args.run_dir) if args.reasons == -1 else args.reasons or 0
+        groups = _check_groups(args) if args.groups else None  # --groups: checked before scoring
         summary = predict_file(
             args.run_dir,
             args.file,
@@ -454,6 +461,7 @@ def main(argv: list[str] | None = None) -> int:
             invalid=args.invalid,
             reasons_by=args.reasons_by,
         )
+        group_lines = groups.report(args.out) if groups else []
     except ZooError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -466,7 +474,16 @@ def main(argv: list[str] | None = None) -> int:
     for line in summary.lines():
         print(line)
     print(f"scores: {args.out}")
+    for line in group_lines:
+        print(line)
     return 0
+
+
+def _check_groups(args: argparse.Namespace) -> Any:
+    """`--groups`: each column in FILE, before any scoring (zoo/fairness/scored.py)."""
+    from zoo.fairness.scored import check_groups
+
+    return check_groups(load_run(args.run_dir), args.file, args.groups, chunk_rows=args.chunk_rows)
 
 
 def _terminate(signum: int, frame: Any) -> None:

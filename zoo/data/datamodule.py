@@ -236,9 +236,7 @@ class CreditDataModule(pl.LightningDataModule):
             self._feature_spec.n_crosses,
         )
 
-    def _without_protected(
-        self, ds: Mapping[str, Any], excluded: list[str]
-    ) -> tuple[Any, dict[str, Any]]:
+    def _without_protected(self, ds: Mapping[str, Any], excluded: list[str]) -> tuple[Any, dict[str, Any]]:
         """The crosses and field groups (wide, deep, named groups) less the ones that read an
         excluded protected column: a cross of one carries it into the model as surely as the column."""
         crosses = ds.get("crosses") or []
@@ -266,7 +264,9 @@ class CreditDataModule(pl.LightningDataModule):
             rows = np.sort(np.random.default_rng(self.split_seed).choice(rows, PROXY_ROWS, replace=False))
         columns = [c for c in features.columns if c in self.feature_columns]
         sample = features.iloc[rows][columns].reset_index(drop=True)
-        return pd.concat([sample, protected.iloc[rows].add_prefix("protected:").reset_index(drop=True)], axis=1)
+        return pd.concat(
+            [sample, protected.iloc[rows].add_prefix("protected:").reset_index(drop=True)], axis=1
+        )
 
     @property
     def feature_columns(self) -> list[str]:

@@ -40,8 +40,10 @@ def needs_bins(values: pd.Series) -> bool:
 def quartile_edges(values: pd.Series) -> list[float]:
     """Edges at the quartiles of `values` (3 significant figures), for a number without set bins."""
     finite = pd.to_numeric(values, errors="coerce").dropna().to_numpy(dtype=np.float64)
-    edges = np.unique([float(f"{q:.3g}") for q in np.quantile(finite, [0.25, 0.5, 0.75])]) if len(finite) else []
-    return [float(e) for e in edges] or [0.0]
+    if not len(finite):
+        return [0.0]
+    quartiles = np.quantile(finite, [0.25, 0.5, 0.75])
+    return [float(e) for e in np.unique([float(f"{q:.3g}") for q in quartiles])]
 
 
 def group_labels(values: pd.Series, edges: Sequence[float] | None) -> pd.Series:
@@ -61,5 +63,7 @@ def group_labels(values: pd.Series, edges: Sequence[float] | None) -> pd.Series:
 def order_groups(labels: Sequence[str], edges: Sequence[float] | None) -> list[str]:
     """Groups in reading order: bins from low to high, values sorted; MISSING last."""
     present = set(labels)
-    ordered = [g for g in bin_labels(edges) if g in present] if edges is not None else sorted(present - {MISSING})
+    ordered = (
+        [g for g in bin_labels(edges) if g in present] if edges is not None else sorted(present - {MISSING})
+    )
     return ordered + ([MISSING] if MISSING in present else [])

@@ -50,7 +50,9 @@ def _var_pred(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(np.var(y_pred, ddof=1)) if len(y_pred) > 1 else float("nan")
 
 
-def metric_frames(y: np.ndarray | None, prob: np.ndarray, groups: pd.Series, threshold: float) -> pd.DataFrame:
+def metric_frames(
+    y: np.ndarray | None, prob: np.ndarray, groups: pd.Series, threshold: float
+) -> pd.DataFrame:
     """fairlearn MetricFrame figures per group (index: group): count, approval_rate, and with labels
     tpr, fpr, auc, bad_rate; mean_pd and var_pd of the score."""
     from fairlearn.metrics import (

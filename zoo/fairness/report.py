@@ -80,7 +80,8 @@ def section_markdown(section: dict[str, Any]) -> list[str]:
         f"- used as features (dataset.allow_protected): {', '.join(section['used_as_features']) or 'none'}",
     ]
     if section.get("dropped_for_protected"):
-        lines.append(f"- crosses dropped as they read a protected column: {', '.join(section['dropped_for_protected'])}")
+        dropped = ", ".join(section["dropped_for_protected"])
+        lines.append(f"- crosses dropped as they read a protected column: {dropped}")
     for name, attribute in section["attributes"].items():
         lines += ["", summary_line(name, attribute, air), ""]
         lines += group_table(attribute, air)

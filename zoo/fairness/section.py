@@ -26,7 +26,9 @@ def attribute_edges(name: str, train: pd.Series, settings: dict[str, Any]) -> li
     return list(settings["age_bins"]) if is_age_name(name) else quartile_edges(train)
 
 
-def fairness_section(cfg: Any, dm: Any, test: dict[str, np.ndarray], threshold: float) -> dict[str, Any] | None:
+def fairness_section(
+    cfg: Any, dm: Any, test: dict[str, np.ndarray], threshold: float
+) -> dict[str, Any] | None:
     """Fair-lending metrics per protected attribute (dataset.protected) on the test predictions
     `test` (prob, y, row), or None when the dataset declares none."""
     columns = list(getattr(dm, "protected_columns", None) or [])

@@ -65,7 +65,9 @@ def check_protected_columns(protected: Iterable[str], columns: Iterable[Any], *,
     present = [str(c) for c in columns]
     for name in protected:
         if name == target:
-            raise ZooError(f"dataset.protected names the target column {name!r}; the target is never a feature")
+            raise ZooError(
+                f"dataset.protected names the target column {name!r}; the target is never a feature"
+            )
         if name not in present:
             raise ZooError(
                 f"dataset.protected names {name!r}, which is not a column of the data; "
@@ -100,7 +102,9 @@ def fairness_settings(cfg: Any) -> dict[str, Any]:
 def check_edges(value: Any, key: str) -> list[float]:
     """Bin edges: a non-empty, strictly increasing list of finite numbers."""
     ok = isinstance(value, list | tuple) and len(value) > 0
-    ok = ok and all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+    ok = ok and all(
+        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in value
+    )
     if not ok or any(b <= a for a, b in zip(value, value[1:], strict=False)):
         raise ZooError(f"{key}={value!r}, expected strictly increasing finite numbers, e.g. [25, 40, 60]")
     return [float(v) for v in value]

@@ -43,6 +43,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="MODEL",
         help="model the others are compared with (default: each dataset's best by validation AUC)",
     )
+    parser.add_argument(
+        "--min-air",
+        type=float,
+        metavar="X",
+        help="rank within a fairness constraint: the best AUC among models whose worst adverse impact "
+        "ratio is >= X (e.g. 0.8) on every protected attribute (runs trained with dataset.protected)",
+    )
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # --help
@@ -54,7 +61,12 @@ def main(argv: list[str] | None = None) -> int:
         warnings.simplefilter("always")
         try:
             board = write_leaderboard(
-                args.root, args.metrics, args.split, args.out, reference_model=args.reference
+                args.root,
+                args.metrics,
+                args.split,
+                args.out,
+                reference_model=args.reference,
+                min_air=args.min_air,
             )
         except (ZooError, OSError) as err:
             _print_warnings(caught)

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from zoo.errors import ZooError
-from zoo.leaderboard import charts, tables
+from zoo.leaderboard import charts, fairness, tables
 from zoo.leaderboard.collect import (
     FailedJob,
     TestPredictions,
@@ -49,6 +49,7 @@ def write_leaderboard(
     out_dir: Path | None = None,
     reference: Mapping[str, Mapping[str, float | None]] | None = None,
     reference_model: str | None = None,
+    min_air: float | None = None,
 ) -> Leaderboard:
     """Collect runs under root; write leaderboard.md, .csv, .png, .html (and the comparisons' csv and
     the per-dataset curves when runs saved test predictions) atomically into out_dir (or root).
@@ -58,7 +59,8 @@ def write_leaderboard(
     with (default: each dataset's best by mean validation AUC, so the reference is not chosen on the
     test split it is compared on). Each of the runs' `experiment_charts` metrics also
     gets a chart of its own, leaderboard_<metric>.png; `experiment_tradeoff: [x, y]` adds
-    leaderboard_<y>_vs_<x>.png.
+    leaderboard_<y>_vs_<x>.png. Runs trained with dataset.protected add fairness columns (worst
+    AIR and equalised-odds gap per attribute); min_air ranks within AIR >= min_air on every one.
     """
     root = Path(root)
     sweep = read_sweep(root)
@@ -70,6 +72,9 @@ def write_leaderboard(
     if reference is None:
         reference = cast(dict | None, from_runs(runs, "reference", tables._check_reference))
     summary = summarise(frame, metrics, split)
+    attributes = fairness.add_fairness_columns(summary, frame, runs)
+    if min_air is not None:
+        summary = fairness.rank_within(summary, runs, attributes, min_air)
     predictions = TestPredictions()
     comparisons = compare(frame, summary, predictions, reference_model)
     tradeoff = cast(list[str] | None, from_runs(runs, "experiment_tradeoff", check_metric_list))
@@ -99,7 +104,17 @@ def write_leaderboard(
         f"Leaderboard: {split} split, mean ± sample std [{LEVEL:.0%} t-interval] over"
         f" {describe_replicates(frame)}; rank by mean {split} AUC within each dataset."
     )
-    sections = [Section("", [intro], [tables.summary_table(summary, metrics, reference)], [])]
+    if min_air is not None:
+        intro += " " + fairness.constraint_text(summary, min_air)
+    elif attributes:
+        intro += (
+            " Fairness (test split, run's threshold; docs/fairness.md): worst adverse impact ratio per"
+            f" protected attribute (⚠ below {fairness.FOUR_FIFTHS:g}) and equalised-odds gap, mean over runs."
+        )
+    table = fairness.extend_table(
+        tables.summary_table(summary, metrics, reference), summary, attributes, min_air
+    )
+    sections = [Section("", [intro], [table], [])]
     sections += _comparison_sections(comparisons)
     sections += _job_sections(sweep.failed, sweep.unranked, root)
     markdown = tables.sections_markdown(sections)
