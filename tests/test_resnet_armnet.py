@@ -12,6 +12,7 @@ from torch import nn
 
 from zoo.models.armnet import LOG_EPS, ARMNet, ExponentialNeurons
 from zoo.models.resnet import ResidualBlock, ResNet
+from zoo.nn import OneRowBatchNorm1d
 from zoo.testing import planted_batch, tiny_batch, tiny_spec
 
 
@@ -34,11 +35,11 @@ def test_resnet_blocks_have_the_papers_layers_and_widths():
     assert len(model.blocks) == 3
     for block in model.blocks:
         layers = [type(m) for m in block.children()]
-        assert layers == [nn.BatchNorm1d, nn.Linear, nn.ReLU, nn.Dropout, nn.Linear, nn.Dropout]
+        assert layers == [OneRowBatchNorm1d, nn.Linear, nn.ReLU, nn.Dropout, nn.Linear, nn.Dropout]
         assert (block.linear0.in_features, block.linear0.out_features) == (10, 15)
         assert (block.linear1.in_features, block.linear1.out_features) == (15, 10)
     head = [type(m) for m in model.head]
-    assert head == [nn.BatchNorm1d, nn.ReLU, nn.Linear]
+    assert head == [OneRowBatchNorm1d, nn.ReLU, nn.Linear]
     assert model.head[-1].out_features == 1
     assert ResNet(feature_spec=spec).blocks[0].linear0.out_features == 2 * 192  # defaults: 2 x d_block
 

@@ -1,15 +1,16 @@
 """Settings at the edges of numbers and names: one line naming the setting, before any work; and
-ARM-Net trains on batches of one row."""
+every neural model trains on batches of one row."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from zoo import registry
 from zoo.errors import ZooError
-from zoo.models.armnet import ARMNet
+from zoo.models.tree import TreeModel
 from zoo.settings import check_run_settings
-from zoo.testing import tiny_batch, tiny_spec
+from zoo.testing import build, default_config, planted_batch, tiny_spec, total_loss
 
 LONG_NAME = "x" * 300
 
@@ -53,17 +54,20 @@ def test_the_command_line_says_so_in_one_line_exit_2(tmp_path, zoo_train_here, o
     assert override.split("=")[0] in lines[0]
 
 
-def test_armnet_trains_on_a_batch_of_one_row():
-    """Batch statistics of one row are undefined: ARM-Net's BatchNorm layers then use their running
-    statistics (a ragged last batch of one row hits the same case)."""
+NEURAL = [n for n in registry.names() if not issubclass(registry.get(n), TreeModel)]
+
+
+@pytest.mark.parametrize("name", NEURAL)
+def test_every_neural_model_trains_on_a_batch_of_one_row(name):
+    """Batch statistics of one row are undefined: BatchNorm layers (zoo.nn.OneRowBatchNorm1d) then
+    use their running statistics, so `data.batch_size=1` and a ragged last batch of one row train."""
     spec = tiny_spec()
-    model = ARMNet(feature_spec=spec).train()
-    batch = tiny_batch(spec, n=1)
-    loss = model.loss(batch, model(batch))
-    loss = loss["loss"] if isinstance(loss, dict) else loss
+    model = build(default_config(name), spec).train()
+    batch = planted_batch(spec, 1, seed=0)
+    loss = total_loss(model.loss(batch, model(batch)))
     loss.backward()
     assert torch.isfinite(loss)
-    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    assert any(p.grad is not None for p in model.parameters() if p.requires_grad)
 
 
 def test_zoo_train_armnet_with_batch_size_1(make_cfg, tmp_path):

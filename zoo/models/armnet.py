@@ -19,13 +19,12 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from entmax import entmax_bisect
 from torch import nn
 
 from zoo.data.spec import FeatureSpec
 from zoo.models.base import Batch, CreditModel
-from zoo.nn import MLP, FieldTokens
+from zoo.nn import MLP, FieldTokens, OneRowBatchNorm1d
 
 #: The epsilon of log(|e| + eps) with `log_abs`; the authors' code clamps its input values at 1e-3.
 LOG_EPS = 1e-3
@@ -98,28 +97,6 @@ class ExponentialNeurons(nn.Module):
         return torch.exp(exponent.clamp(max=MAX_EXPONENT))
 
 
-class OneRowBatchNorm1d(nn.BatchNorm1d):
-    """BatchNorm1d that normalises a training batch holding one value per channel (one row:
-    `data.batch_size=1`, or a ragged last batch) by its running statistics, left unchanged, where
-    plain BatchNorm1d raises: a single value has no batch variance."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training and x.numel() == x.shape[1] and self.running_mean is not None:
-            return F.batch_norm(
-                x, self.running_mean, self.running_var, self.weight, self.bias, training=False, eps=self.eps
-            )
-        return super().forward(x)
-
-
-def one_row_safe(module: nn.Module) -> nn.Module:
-    """`module` with each of its BatchNorm1d layers a OneRowBatchNorm1d (same parameters and buffers,
-    so checkpoints load as before)."""
-    for layer in module.modules():
-        if type(layer) is nn.BatchNorm1d:
-            layer.__class__ = OneRowBatchNorm1d
-    return module
-
-
 class ARMNet(CreditModel):
     """ARM-Net (one head): exponential neurons, powers from sparse attention over the fields, then an MLP."""
 
@@ -167,8 +144,8 @@ class ARMNet(CreditModel):
         # nearly constant (test Brier at the base rate's). Measured in docs/models/resnet_armnet.md.
         # A training batch of one row is normalised by the running statistics (OneRowBatchNorm1d).
         self.norm = OneRowBatchNorm1d(n_neurons, momentum=None)
-        self.mlp = one_row_safe(
-            MLP(n_neurons * d_embedding, [mlp_width] * mlp_layers, dropout=dropout, d_out=1, batch_norm=True)
+        self.mlp = MLP(
+            n_neurons * d_embedding, [mlp_width] * mlp_layers, dropout=dropout, d_out=1, batch_norm=True
         )
 
     def interaction_weights(self, batch: Batch) -> torch.Tensor:

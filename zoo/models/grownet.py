@@ -38,7 +38,7 @@ from torch import nn
 
 from zoo.data.spec import FeatureSpec
 from zoo.models.base import Batch, CreditModel, Output
-from zoo.nn import FieldEmbedding, embed_flat, flat_width, make_numeric_embedding
+from zoo.nn import FieldEmbedding, OneRowBatchNorm1d, embed_flat, flat_width, make_numeric_embedding
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +71,11 @@ class WeakLearner(nn.Module):
         d_in = len(cardinalities) * d_embedding + flat_width(self.embed_numeric, n_numeric) + d_previous
         if d_in - d_previous < 1:
             raise ValueError("feature_spec has no categorical and no numeric field, expected at least one")
-        self.input_norm = nn.BatchNorm1d(d_in) if d_previous else None
+        self.input_norm = OneRowBatchNorm1d(d_in) if d_previous else None
         layers: list[nn.Module] = []
         width = d_in
         for h in hidden[:-1]:
-            layers += [nn.Linear(width, h), nn.LeakyReLU(0.1), nn.BatchNorm1d(h)]
+            layers += [nn.Linear(width, h), nn.LeakyReLU(0.1), OneRowBatchNorm1d(h)]
             width = h
         layers.append(nn.Linear(width, hidden[-1]))
         self.body = nn.Sequential(*layers)

@@ -19,7 +19,7 @@ from torch import nn
 
 from zoo.data.spec import FeatureSpec
 from zoo.models.base import Batch, CreditModel
-from zoo.nn import FieldEmbedding, embed_flat, flat_width, make_numeric_embedding
+from zoo.nn import FieldEmbedding, OneRowBatchNorm1d, embed_flat, flat_width, make_numeric_embedding
 
 
 class ResidualBlock(nn.Module):
@@ -29,7 +29,7 @@ class ResidualBlock(nn.Module):
         self, d_block: int, d_hidden: int, *, hidden_dropout: float, residual_dropout: float
     ) -> None:
         super().__init__()
-        self.norm = nn.BatchNorm1d(d_block)
+        self.norm = OneRowBatchNorm1d(d_block)
         self.linear0 = nn.Linear(d_block, d_hidden)
         self.activation = nn.ReLU()
         self.hidden_dropout = nn.Dropout(hidden_dropout)
@@ -89,7 +89,7 @@ class ResNet(CreditModel):
             ResidualBlock(d_block, d_hidden, hidden_dropout=hidden_dropout, residual_dropout=residual_dropout)
             for _ in range(n_blocks)
         )
-        self.head = nn.Sequential(nn.BatchNorm1d(d_block), nn.ReLU(), nn.Linear(d_block, 1))
+        self.head = nn.Sequential(OneRowBatchNorm1d(d_block), nn.ReLU(), nn.Linear(d_block, 1))
 
     def forward(self, batch: Batch) -> torch.Tensor:
         x_num = embed_flat(self.embed_numeric, batch["x_num"])

@@ -4,6 +4,7 @@ from zoo.nn.attention import AttentionPooling, FieldAttention
 from zoo.nn.embeddings import FieldEmbedding, OneHotLinear
 from zoo.nn.interactions import SENET, BilinearInteraction, CrossCompression, FMInteraction
 from zoo.nn.mlp import MLP, FeatureWiseLinear
+from zoo.nn.norm import OneRowBatchNorm1d
 from zoo.nn.numeric import (
     NumericEmbedding,
     NumericTokenizer,
@@ -18,6 +19,7 @@ from zoo.nn.utils import select
 
 __all__ = [
     "MLP",
+    "OneRowBatchNorm1d",
     "SENET",
     "AttentionPooling",
     "BilinearInteraction",

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from zoo.nn.norm import OneRowBatchNorm1d
+
 
 class MLP(nn.Module):
     """Linear -> (BatchNorm) -> activation -> (dropout) blocks; `d_out` adds a final linear `head`.
@@ -40,7 +42,7 @@ class MLP(nn.Module):
         for i, h in enumerate(int(h) for h in hidden):
             layers[f"linear{i}"] = nn.Linear(width, h)
             if batch_norm:
-                layers[f"norm{i}"] = nn.BatchNorm1d(h)
+                layers[f"norm{i}"] = OneRowBatchNorm1d(h)
             layers[f"activation{i}"] = activation()
             if dropout:
                 layers[f"dropout{i}"] = nn.Dropout(dropout)

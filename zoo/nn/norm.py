@@ -1,0 +1,20 @@
+"""BatchNorm that also trains on a batch of one row (`data.batch_size=1`, a ragged last batch)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class OneRowBatchNorm1d(nn.BatchNorm1d):
+    """BatchNorm1d that normalises a training batch holding one value per channel by its running
+    statistics, left unchanged, where plain BatchNorm1d raises (a single value has no batch
+    variance). Same parameters and buffers as BatchNorm1d, so checkpoints load either way."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and x.numel() == x.shape[1] and self.running_mean is not None:
+            return F.batch_norm(
+                x, self.running_mean, self.running_var, self.weight, self.bias, training=False, eps=self.eps
+            )
+        return super().forward(x)
