@@ -224,3 +224,11 @@ def test_unknown_synthetic_parameters_are_one_line(tmp_path, zoo_train_here):
     assert proc.returncode == 2 and len(errors) == 1, proc.stderr[-2000:]
     assert "dataset.params._target_ is not a setting of the synthetic generator" in errors[0]
     assert not run_dir.exists()
+
+
+def test_a_long_dataset_name_is_one_line_before_hydra_makes_the_default_directory(tmp_path, zoo_train_here):
+    proc = zoo_train_here(*SMALL, f"dataset.name={'x' * 300}", cwd=tmp_path)
+    errors = _error_lines(proc)
+    assert proc.returncode == 2 and len(errors) == 1, proc.stderr[-2000:]
+    assert "expected 1 to" in errors[0] and "Traceback" not in proc.stderr
+    assert not (tmp_path / "outputs").exists()

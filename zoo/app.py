@@ -20,6 +20,7 @@ from zoo.failures import clear_failure, record_failure
 from zoo.outputs import CONFIG_FILE, discard_run_dir
 from zoo.resume import SIGTERM_EXIT, ResumePoint, Terminated, resume_point, sigterm_raises
 from zoo.run_state import RunDirRefused, check_new_run_dir, check_resumable, child_rank
+from zoo.settings import check_dataset_name
 from zoo.train import config_dir, objective_value, train, train_folds
 
 log = logging.getLogger(__name__)
@@ -205,6 +206,9 @@ def main() -> None:
     register_resolvers()
     try:
         check_hydra_overrides(sys.argv[1:])
+        name = _override(sys.argv[1:], "dataset.name")
+        if name is not None:  # part of the default run directory's name, which Hydra makes first
+            check_dataset_name(OmegaConf.create({"dataset": {"name": name}}))
         check_run_dir_first(sys.argv[1:])
     except ZooError as err:
         print(f"error: {err}", file=sys.stderr)
