@@ -15,7 +15,7 @@ from zoo.explain.fields import fields_of
 from zoo.predict import load_run, predict_file
 from zoo.train import train
 
-COMMON = ["row", "prob", "decision", "reason_1", "reason_2", "reason_3", "reason_method"]
+COMMON = ["row", "prob", "decision", "score", "reason_1", "reason_2", "reason_3", "reason_method"]
 
 
 def german_head(tmp_path, rows: int = 30):
@@ -65,7 +65,7 @@ def test_attention_rules_predictions_have_only_the_common_columns(tmp_path, make
     out = tmp_path / "scores.csv"
     predict_file(run_dir, german_head(tmp_path), out, reasons=reasons)
     scores = pd.read_csv(out, keep_default_na=False)
-    assert list(scores.columns) == (COMMON if reasons else ["row", "prob", "decision"])
+    assert list(scores.columns) == (COMMON if reasons else ["row", "prob", "decision", "score"])
     if reasons:
         assert scores["reason_method"].str.startswith("rule points vs intercept").all()
         assert (scores["reason_1"] != "").any()  # some applicant meets a rule pushing towards default

@@ -53,7 +53,7 @@ def test_predicting_the_original_file_reproduces_the_run_predictions(runs, tmp_p
     summary = predict_file(runs[model], source, out, chunk_rows=300)  # several chunks
     scores = pd.read_parquet(out)
     assert summary.rows == 1000 and len(scores) == 1000
-    assert list(scores.columns) == ["row", "prob", "decision"]
+    assert list(scores.columns) == ["row", "prob", "decision", "score"]
     assert summary.extra_columns == ["creditability"]  # the target is ignored, and said so
     saved = pd.read_parquet(runs[model] / "predictions.parquet")
     merged = saved.merge(scores, on="row", suffixes=("_run", "_scored"))
@@ -138,6 +138,7 @@ def test_reasons_name_the_fields_pushing_towards_default_in_raw_values(runs, tmp
         "row",
         "prob",
         "decision",
+        "score",
         "reason_1",
         "reason_2",
         "reason_3",
