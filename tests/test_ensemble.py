@@ -18,6 +18,7 @@ from zoo.cli import main as zoo_main
 from zoo.ensemble.build import EnsembleSettings, build_ensembles
 from zoo.ensemble.select import greedy_selection
 from zoo.errors import ZooError
+from zoo.leaderboard import collect_runs
 from zoo.manifest import verify_run, write_manifest
 from zoo.metrics import compute_metrics
 from zoo.outputs import write_json, write_parquet, write_text
@@ -232,6 +233,8 @@ def test_different_folds_make_different_ensembles(tmp_path):
     assert sorted(b.run_dir.name for b in built) == ["toy_seed0_fold0", "toy_seed0_fold1"]
     for b in built:
         assert {m.metrics["fold"] for m in b.group.members} == {b.result["fold"]}
+    frame = collect_runs(sweep)  # one leaderboard row over both folds, not a variant per fold
+    assert frame.loc[frame["model"] == "ensemble_greedy", "variant"].tolist() == ["", ""]
 
 
 def test_bad_settings_are_one_line(toy_sweep, capsys):

@@ -212,7 +212,7 @@ def write_ensemble(group: Group, settings: EnsembleSettings, run_dir: Path) -> B
             write_parquet(run_dir / PREDICTIONS_FILE, predictions_frame(predictions, ids))
             write_reliability(run_dir, predictions, title=f"{result['model']} on {group.dataset}, test split")
             write_json(run_dir / ENSEMBLE_FILE, _ensemble_record(group, settings, fitted, run_dir))
-            write_text(run_dir / CONFIG_FILE, OmegaConf.to_yaml(_config(group, settings, chosen)))
+            write_text(run_dir / CONFIG_FILE, OmegaConf.to_yaml(_config(group, settings)))
             write_json(run_dir / METRICS_FILE, result)
             best = max(group.members, key=lambda m: _val_score(m, settings.metric))
             write_text(run_dir / MODEL_CARD_FILE, _model_card(group, settings, result, chosen, best))
@@ -302,14 +302,13 @@ def _ensemble_record(
     return record
 
 
-def _config(group: Group, settings: EnsembleSettings, chosen: Sequence[tuple[Member, float, Any]]) -> Any:
+def _config(group: Group, settings: EnsembleSettings) -> Any:
     """config.yaml: the ensemble's settings as a `model:` block, and the members' dataset, data,
     threshold and explain settings (what scoring reads)."""
     source = group.members[0].config
-    model: dict[str, Any] = {
-        "name": f"{MODEL_PREFIX}{settings.method}",
-        "members": [m.name for m, _, _ in chosen],
-    }
+    # The members are in ensemble.json, not here: per fold they differ, and the leaderboard would
+    # take each fold's ensemble for a variant of its own (zoo/leaderboard/collect.py _variants).
+    model: dict[str, Any] = {"name": f"{MODEL_PREFIX}{settings.method}"}
     if settings.method == "greedy":
         model.update(size=settings.size, metric=settings.metric)
     return OmegaConf.create(
