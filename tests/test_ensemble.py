@@ -330,3 +330,16 @@ def test_the_hydra_callback_builds_the_ensemble_when_the_multirun_ends(tmp_path,
     record = json.loads((run_dir / "ensemble.json").read_text())
     assert record["method"] == "greedy" and record["size"] == 5
     assert sorted(record["candidates"]) == ["0_lr_german_seed0_fold0", "1_dnn_german_seed0_fold0"]
+
+
+def test_a_bad_ensemble_setting_stops_the_multirun_before_its_first_job(tmp_path, zoo_train_here):
+    sweep = tmp_path / "multirun"
+    done = zoo_train_here(
+        "-m", "model=lr,dnn", "trainer=fast", "logger=none", f"hydra.sweep.dir={sweep}",
+        "+ensemble=greedy", "ensemble.metric=accuracy", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == (
+        "error: ensemble metric 'accuracy', expected one of: logloss, auc"
+    )
+    assert not list(sweep.glob("*/metrics.json"))

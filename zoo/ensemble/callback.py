@@ -21,12 +21,16 @@ class EnsembleCallback(Callback):
     """Checks the `ensemble:` settings when a multirun starts (a bad one stops it before the first
     job) and, when it ends, writes one ensemble run per group into `<sweep dir>/ensembles/`."""
 
+    def __init__(self) -> None:
+        self.refused = False
+
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from zoo.ensemble.build import EnsembleSettings
 
         try:
             EnsembleSettings.from_config(config.get("ensemble"))
         except ZooError as err:
+            self.refused = True  # Hydra still calls on_multirun_end: it has nothing to add
             # Hydra turns a callback's exception into a warning; this one must stop the sweep.
             print(f"error: {err}", file=sys.stderr)
             raise SystemExit(2) from None
@@ -35,6 +39,8 @@ class EnsembleCallback(Callback):
         from zoo.ensemble.build import EnsembleSettings, build_ensembles
         from zoo.ensemble.cli import report
 
+        if self.refused:
+            return
         sweep_dir = Path(str(config.hydra.sweep.dir))
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
