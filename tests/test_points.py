@@ -248,17 +248,30 @@ def test_zoo_predict_writes_the_score_on_the_runs_scaling(lr_run, tmp_path):
     assert "(base points)" in (lr_run / "scorecard.md").read_text()
 
 
-def test_a_run_without_saved_scaling_scores_on_the_defaults_and_says_so(lr_run, tmp_path):
+def test_a_run_without_saved_scaling_scores_on_its_config_or_the_defaults_and_says_so(lr_run, tmp_path):
+    import yaml
+
+    from zoo.manifest import sha256_file
+
     old = tmp_path / "old_run"
     shutil.copytree(lr_run, old)
     (old / "score.json").unlink()
     manifest = json.loads((old / "manifest.json").read_text())
     del manifest["artifacts"]["score.json"]
     (old / "manifest.json").write_text(json.dumps(manifest))
-    out = tmp_path / "scores.parquet"
-    summary = predict_file(old, GERMAN, out)
-    scores = pd.read_parquet(out)
-    np.testing.assert_allclose(scores["score"], ScoreScaling().from_prob(scores["prob"]), atol=1e-6)
+    summary = predict_file(old, GERMAN, tmp_path / "config.parquet")
+    scores = pd.read_parquet(tmp_path / "config.parquet")
+    np.testing.assert_allclose(scores["score"], RUN_SCALING.from_prob(scores["prob"]), atol=1e-9)
+    assert any("no score.json: score uses its config.yaml's score: block" in line for line in summary.lines())
+    # a run from before the score: key: the defaults
+    config = yaml.safe_load((old / "config.yaml").read_text())
+    del config["score"]
+    (old / "config.yaml").write_text(yaml.safe_dump(config))
+    manifest["artifacts"]["config.yaml"] = sha256_file(old / "config.yaml")
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    summary = predict_file(old, GERMAN, tmp_path / "defaults.parquet")
+    scores = pd.read_parquet(tmp_path / "defaults.parquet")
+    np.testing.assert_allclose(scores["score"], ScoreScaling().from_prob(scores["prob"]), atol=1e-9)
     assert any("no score.json" in line and "pdo=20" in line for line in summary.lines())
 
 

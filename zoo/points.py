@@ -93,13 +93,24 @@ def check_score_settings(cfg: Any) -> None:
     scaling_from(OmegaConf.to_container(block) if OmegaConf.is_config(block) else block)
 
 
-def read_scaling(run_dir: Path, manifest: dict[str, Any] | None = None) -> tuple[ScoreScaling, str | None]:
-    """The run's saved scaling and None, or for a run trained before scores in points (no
-    score.json) the defaults and a note saying so."""
+def read_scaling(
+    run_dir: Path, manifest: dict[str, Any] | None = None, *, config: Any = None
+) -> tuple[ScoreScaling, str | None]:
+    """The run's saved scaling and None. A run without score.json (trained before scores in points,
+    or an ensemble of runs) is scaled by its config's `score:` block when it has one, else by the
+    defaults, with a note saying which."""
     from zoo.manifest import read_json, read_manifest
 
     manifest = manifest if manifest is not None else read_manifest(Path(run_dir))
     if SCORE_FILE not in manifest.get("artifacts", {}):
+        block = config.get("score") if config is not None else None
+        if block is not None:
+            from omegaconf import OmegaConf
+
+            plain = OmegaConf.to_container(block) if OmegaConf.is_config(block) else block
+            return scaling_from(
+                plain
+            ), f"the run has no {SCORE_FILE}: score uses its config.yaml's score: block"
         defaults = ", ".join(f"{k}={v:g}" for k, v in DEFAULTS.items())
         note = f"the run has no {SCORE_FILE} (trained before scores in points): score uses {defaults}"
         return ScoreScaling(), note

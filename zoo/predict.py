@@ -272,7 +272,7 @@ def predict_file(
     from tqdm.auto import tqdm
 
     run = load_run(run_dir)
-    scaling, scaling_note = read_scaling(run.run_dir)
+    scaling, scaling_note = read_scaling(run.run_dir, config=run.config)
     file, out = Path(file), Path(out)
     if out.resolve() == file.resolve():
         raise ZooError(f"--out {str(out)!r} is the file being scored; choose another path")
