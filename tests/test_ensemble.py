@@ -285,6 +285,8 @@ def test_zoo_predict_on_an_ensemble_reproduces_its_predictions(trained_sweep, tm
     np.testing.assert_array_equal(rows["prob_run"].to_numpy(), rows["prob_scored"].to_numpy())
     threshold = json.loads((built.run_dir / "metrics.json").read_text())["threshold"]
     np.testing.assert_array_equal(scores["decision"], (scores["prob"] > threshold).astype(np.int8))
+    member = OmegaConf.load(built.group.members[0].path / "config.yaml")
+    assert OmegaConf.load(built.run_dir / "config.yaml").score == member.score  # points on the members' scale
 
 
 def test_a_member_changed_or_missing_after_the_ensemble_was_built_is_named_in_one_line(

@@ -304,7 +304,7 @@ def _ensemble_record(
 
 def _config(group: Group, settings: EnsembleSettings) -> Any:
     """config.yaml: the ensemble's settings as a `model:` block, and the members' dataset, data,
-    threshold and explain settings (what scoring reads)."""
+    threshold, explain and score settings (what scoring reads)."""
     source = group.members[0].config
     # The members are in ensemble.json, not here: per fold they differ, and the leaderboard would
     # take each fold's ensemble for a variant of its own (zoo/leaderboard/collect.py _variants).
@@ -320,6 +320,7 @@ def _config(group: Group, settings: EnsembleSettings) -> Any:
             "threshold": _threshold_setting(group),
             "calibration": settings.calibration,
             "explain": plain(source.get("explain")),
+            **({"score": plain(source.score)} if source.get("score") is not None else {}),  # points scale
         }
     )
 
