@@ -3,7 +3,6 @@ own validation rows (PSI exactly 0), a shifted copy, missing and unseen bins, th
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import shutil
@@ -18,7 +17,7 @@ from zoo.cli import main as zoo_main
 from zoo.data.encoding import fit_numeric
 from zoo.data.preprocess import Preprocessor
 from zoo.manifest import artifact_digests
-from zoo.monitor import REFERENCE_FILE, monitor_file, psi, status, write_reference
+from zoo.monitor import REFERENCE_FILE, monitor_file, psi, status
 from zoo.monitor.psi import (
     ACTION_ABOVE,
     Bins,
@@ -145,58 +144,13 @@ def test_the_reference_from_model_arrays_equals_counting_the_raw_values():
         assert from_arrays["age"].counts[-1] == 22  # the special code -1
 
 
-def test_against_evidently_where_installed():
-    pytest.importorskip("evidently")
-    utils = None
-    for name in ("evidently.legacy.calculations.stattests.utils", "evidently.calculations.stattests.utils"):
-        try:
-            utils = importlib.import_module(name)
-            break
-        except ImportError:
-            continue
-    if utils is None:
-        pytest.skip("this evidently has no stattests.utils.get_binned_data")
-    reference = pd.Series(["a"] * 10 + ["b"] * 20 + ["c"] * 30 + ["d"] * 1)
-    new = pd.Series(["a"] * 25 + ["b"] * 20 + ["c"] * 10 + ["e"] * 3)
-    ref_shares, new_shares = utils.get_binned_data(reference, new, utils.ColumnType.Categorical, 10)
-    theirs = float(np.sum((ref_shares - new_shares) * np.log(ref_shares / new_shares)))
-    keys = list(set(reference) | set(new))
-    ours = psi([int((reference == k).sum()) for k in keys], [int((new == k).sum()) for k in keys])
-    assert ours == pytest.approx(theirs)
-
-
 # --- a run --------------------------------------------------------------------------------------
-
-
-def _training_writes_the_reference(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Until the training path calls `write_monitor_reference` itself, wrap its explanation step
-    (which runs after predictions.parquet and before the manifest) to write the reference."""
-    for name in ("zoo.run_outputs", "zoo.train"):
-        try:
-            module = importlib.import_module(name)
-        except ImportError:
-            continue
-        if hasattr(module, "write_monitor_reference"):
-            return
-        if hasattr(module, "write_explanations"):
-            original = module.write_explanations
-
-            def explain_then_reference(run_dir, model, dm, cfg, _original=original):
-                _original(run_dir, model, dm, cfg)
-                saved = pd.read_parquet(Path(run_dir) / PREDICTIONS_FILE)
-                val = saved[saved["split"] == "val"]
-                write_reference(run_dir, dm, {"val": {"prob": val["prob"].to_numpy()}})
-
-            monkeypatch.setattr(module, "write_explanations", explain_then_reference)
-            return
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, make_cfg) -> Path:
     run_dir = tmp_path_factory.mktemp("lr")
-    with pytest.MonkeyPatch.context() as patch:
-        _training_writes_the_reference(patch)
-        train(make_cfg("model=lr"), run_dir)
+    train(make_cfg("model=lr"), run_dir)
     assert (run_dir / REFERENCE_FILE).is_file()
     return run_dir
 
