@@ -70,9 +70,10 @@ def test_trains_end_to_end_with_its_constructor_defaults_as_config(example_plugi
     cfg = make_cfg(f"model={example_plugin}")  # stores the plugins' configs, then composes
     cls = registry.get(example_plugin)
     assert cfg.model == {"name": example_plugin, **registry.default_hparams(cls)}
-    result = train(cfg, tmp_path)
-    saved = json.loads((tmp_path / "metrics.json").read_text())
+    run_dir = tmp_path / "run"
+    result = train(cfg, run_dir)
+    saved = json.loads((run_dir / "metrics.json").read_text())
     assert saved["model"] == example_plugin and 0 <= saved["test"]["auc"] <= 1
     assert saved["test"]["auc"] == pytest.approx(result["test"]["auc"])
-    loaded = cls.load_from_checkpoint(tmp_path / saved["best_checkpoint"], weights_only=True)
+    loaded = cls.load_from_checkpoint(run_dir / saved["best_checkpoint"], weights_only=True)
     assert type(loaded) is cls and loaded.feature_spec.n_categorical == 13
