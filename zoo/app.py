@@ -8,7 +8,7 @@ import errno
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -131,6 +131,17 @@ def _hydra_app() -> Any:
         hydra_cfg = HydraConfig.get()
         run_dir = Path(hydra_cfg.runtime.output_dir)
         multirun = hydra_cfg.mode == RunMode.MULTIRUN
+
+        def stop(err: BaseException, message: str, code: int) -> NoReturn:
+            """One `error:` line, then exit with `code`. In a multirun the job's failure is recorded
+            and Hydra goes on with the other jobs, except after SIGTERM, which stops the sweep."""
+            print(f"error: {message}", file=sys.stderr)
+            if multirun:
+                record_failure(hydra_cfg, err)
+                if code != SIGTERM_EXIT:
+                    raise err
+            sys.exit(code)
+
         before = {entry.name for entry in run_dir.iterdir()} if run_dir.is_dir() else set()
         framework = {str(hydra_cfg.output_subdir), f"{hydra_cfg.job.name}.log"}
         try:
@@ -146,37 +157,21 @@ def _hydra_app() -> Any:
             else:
                 result = train(cfg, run_dir)
         except RunDirRefused as err:  # another run's directory: nothing in it is touched
-            print(f"error: {err}", file=sys.stderr)
-            if multirun:
-                record_failure(hydra_cfg, err)
-                raise
-            sys.exit(2)
+            stop(err, str(err), 2)
         except ZooError as err:
             # Bad input: remove what the run wrote. Anything else (a crash, Ctrl-C, pre-emption)
             # keeps the run directory: its checkpoints hold the training done so far.
             discard_run_dir(run_dir, before, framework)
-            print(f"error: {err}", file=sys.stderr)
-            if multirun:
-                record_failure(hydra_cfg, err)
-                raise  # Hydra records the job as failed and the sweep goes on with the others
-            sys.exit(2)
+            stop(err, str(err), 2)
         except Terminated as err:
-            print(f"error: {err}", file=sys.stderr)
-            if multirun:
-                record_failure(hydra_cfg, err)
-            sys.exit(SIGTERM_EXIT)  # a kill is never a success, for schedulers and `&&` chains alike
+            stop(err, str(err), SIGTERM_EXIT)  # a kill is never a success, nor is the sweep's rest run
         except OSError as err:
             if err.errno not in WRITE_ERRNOS:
                 if multirun:
                     record_failure(hydra_cfg, err)
                 raise
             # A full disk or a read-only place: the machine's state, not a bug; the run is failed.
-            where = err.filename or run_dir
-            print(f"error: could not write {where}: {err.strerror}; the run failed", file=sys.stderr)
-            if multirun:
-                record_failure(hydra_cfg, err)
-                raise
-            sys.exit(1)
+            stop(err, f"could not write {err.filename or run_dir}: {err.strerror}; the run failed", 1)
         except Exception as err:
             if multirun:
                 record_failure(hydra_cfg, err)

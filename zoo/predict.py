@@ -31,6 +31,7 @@ from zoo.manifest import load_checkpoint, read_json, read_manifest, read_yaml, v
 from zoo.outputs import CALIBRATION_FILE, CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, PREPROCESSING_FILE
 from zoo.points import check_additive, read_scaling
 from zoo.resume import SIGTERM_EXIT, Terminated
+from zoo.run_state import process_alive
 
 CHUNK_ROWS = 200_000
 #: `--invalid`: what a row whose probability is not a finite number in [0, 1] does.
@@ -368,24 +369,13 @@ def _temporary_beside(out: Path) -> Path:
         out.parent.mkdir(parents=True, exist_ok=True)
         for stale in out.parent.glob(f".{glob.escape(out.name)}.*.part"):
             pid = stale.name[len(out.name) + 2 :].split(".")[0]
-            if pid.isdigit() and not _alive(int(pid)):
+            if pid.isdigit() and not process_alive(int(pid)):
                 stale.unlink(missing_ok=True)
         fd, name = tempfile.mkstemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".part", dir=out.parent)
         os.close(fd)
     except OSError as err:  # read-only, no permission, not a directory
         raise ZooError(f"--out {str(out)!r} could not be written: {err}") from None
     return Path(name)
-
-
-def _alive(pid: int) -> bool:
-    """Whether process `pid` exists (another user's counts as alive)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _invalid_rows(run: Run, chunk: pd.DataFrame, prob: np.ndarray, valid: np.ndarray, invalid: str) -> int:

@@ -51,7 +51,8 @@ def framework_entries() -> set[str]:
     return {str(hydra_cfg.output_subdir), f"{hydra_cfg.job.name}.log"}
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` exists on this host (another user's counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -64,7 +65,7 @@ def _alive(pid: int) -> bool:
 def _owner_gone(record: dict[str, Any]) -> bool:
     """The process a record names is known to be gone: it ran on this host and no longer exists."""
     pid = record.get("pid")
-    return record.get("host") == socket.gethostname() and isinstance(pid, int) and not _alive(pid)
+    return record.get("host") == socket.gethostname() and isinstance(pid, int) and not process_alive(pid)
 
 
 def read_record(run_dir: Path) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from zoo.errors import ZooError
 from zoo.leaderboard import LOWER_IS_BETTER
+from zoo.run_state import process_alive
 
 if TYPE_CHECKING:
     import optuna
@@ -232,16 +233,6 @@ def claim_trial(cfg: DictConfig, trial: optuna.Trial) -> None:
     trial.set_user_attr(WORKER_ATTR, worker_index())
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def fail_stale_trials(study: optuna.Study, *, own: bool = False) -> list[int]:
     """Mark FAIL the RUNNING trials of `study` asked by a sweeper process on this host that is gone
     (killed before it could tell the study), and with `own` those of this process too (a sweep that
@@ -256,7 +247,7 @@ def fail_stale_trials(study: optuna.Study, *, own: bool = False) -> list[int]:
             continue
         if pid == me and own:
             reason = "its sweep was interrupted"
-        elif pid != me and not _alive(pid):
+        elif pid != me and not process_alive(pid):
             reason = f"its sweep process {pid} ended before the trial did"
         else:
             continue
