@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from zoo.models.grownet import GrowNet
-from zoo.testing import planted_batch, tiny_batch, tiny_spec
+from zoo.testing import planted_batch, quiet_trainer, tiny_batch, tiny_spec
 
 
 def grownet(**overrides) -> GrowNet:
@@ -29,17 +29,7 @@ def grownet(**overrides) -> GrowNet:
 
 def fit(model: GrowNet, batch, max_epochs: int, callbacks=(), tmp_path: Path | None = None) -> pl.Trainer:
     """Full-batch Lightning fit on one planted batch, no validation."""
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_epochs=max_epochs,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        callbacks=list(callbacks),
-        default_root_dir=str(tmp_path) if tmp_path else None,
-    )
+    trainer = quiet_trainer(tmp_path, max_epochs=max_epochs, limit_val_batches=0, callbacks=list(callbacks))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         trainer.fit(model, DataLoader([batch], batch_size=None))

@@ -315,6 +315,22 @@ def fit_tree(model: TreeModel, train: Batch, val: Batch) -> TreeModel:
     return model
 
 
+def quiet_trainer(root: Path | str | None, **settings: Any) -> pl.Trainer:
+    """A one-epoch CPU Trainer that writes nothing (no logger, checkpoint, bar or summary) under
+    `root`; `settings` add to or replace these."""
+    options: dict[str, Any] = {
+        "accelerator": "cpu",
+        "devices": 1,
+        "max_epochs": 1,
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "default_root_dir": str(root) if root is not None else None,
+    }
+    return pl.Trainer(**{**options, **settings})
+
+
 def _concat(batches: list[Batch]) -> Batch:
     """Batches as one batch, key by key."""
     return {key: torch.cat([b[key] for b in batches]) for key in batches[0]}
@@ -443,19 +459,7 @@ def check_fits_on_every_training_row(
             model.fit_model = seen.recording(model.fit_model)  # type: ignore[method-assign]
             fit_directly(model, dm)  # as zoo-train fits it (zoo/fitting.py)
         else:
-            trainer = pl.Trainer(
-                accelerator="cpu",
-                devices=1,
-                max_epochs=1,
-                limit_val_batches=0,
-                num_sanity_val_steps=0,
-                logger=False,
-                enable_checkpointing=False,
-                enable_progress_bar=False,
-                enable_model_summary=False,
-                callbacks=[seen],
-                default_root_dir=str(tmp_path),
-            )
+            trainer = quiet_trainer(tmp_path, limit_val_batches=0, num_sanity_val_steps=0, callbacks=[seen])
             trainer.fit(model, datamodule=dm)
     where = (
         f"model {model_name!r} with data.drop_last=true and batch size {ROWS_CHECK_BATCH} "
@@ -532,19 +536,7 @@ def check_checkpoint_round_trip(
             fit_tree(model, _concat(train), val[0])
             save_fitted(model, path)  # as zoo-train saves a direct fit (zoo/fitting.py)
         else:
-            trainer = pl.Trainer(
-                accelerator="cpu",
-                devices=1,
-                max_epochs=1,
-                limit_train_batches=2,
-                limit_val_batches=1,
-                logger=False,
-                enable_checkpointing=False,
-                enable_progress_bar=False,
-                enable_model_summary=False,
-                log_every_n_steps=1,
-                default_root_dir=str(tmp_path),
-            )
+            trainer = quiet_trainer(tmp_path, limit_train_batches=2, limit_val_batches=1, log_every_n_steps=1)
             # A list of ready batches is a map-style dataset to DataLoader (batch_size=None: as they are).
             train_loader: DataLoader = DataLoader(train, batch_size=None)  # type: ignore[arg-type]
             val_loader: DataLoader = DataLoader(val, batch_size=None)  # type: ignore[arg-type]

@@ -14,6 +14,7 @@ import pandas as pd
 import pytorch_lightning as pl
 import torch
 
+from zoo.config_targets import plain as _plain
 from zoo.data import splits
 from zoo.data.batches import DeviceBatches
 from zoo.data.guards import check_data
@@ -31,18 +32,6 @@ SPLITS = ("train", "val", "test")
 #: Training rows kept (a seeded sample beyond) with their raw feature values, for the proxies of the
 #: protected attributes (zoo/fairness/proxies.py).
 PROXY_ROWS = 20_000
-
-
-def _plain(value: Any) -> Any:
-    """OmegaConf containers to plain ones, so configs and frames can be passed alike."""
-    try:
-        from omegaconf import OmegaConf
-
-        if OmegaConf.is_config(value):
-            return OmegaConf.to_container(value, resolve=True)
-    except ImportError:  # pragma: no cover - omegaconf is a dependency
-        pass
-    return value
 
 
 class CreditDataModule(pl.LightningDataModule):

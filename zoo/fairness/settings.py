@@ -7,6 +7,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from zoo.config_targets import plain as _plain
 from zoo.errors import ZooError
 
 #: The `fairness:` block's keys and defaults (docs/fairness.md).
@@ -17,17 +18,6 @@ DEFAULTS: dict[str, Any] = {
     "age_bins": [25, 40, 60],  # edges of a numeric protected column named like an age: <25, 25-40, 40-60, 60+
     "proxies": 5,  # features reported per protected attribute, best predictors of it first
 }
-
-
-def _plain(value: Any) -> Any:
-    try:
-        from omegaconf import OmegaConf
-
-        if OmegaConf.is_config(value):
-            return OmegaConf.to_container(value, resolve=True)
-    except ImportError:  # pragma: no cover - omegaconf is a dependency
-        pass
-    return value
 
 
 def as_columns(value: Any, key: str) -> list[str]:
