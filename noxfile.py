@@ -32,7 +32,7 @@ def _install(session: nox.Session, *extras: str) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Unit and integration tests on CPU, tiny data, no slow or GPU tests (8-9 minutes on 2 cores)."""
+    """Unit and integration tests on CPU, tiny data, no slow or GPU tests (about 10 minutes on 2 cores)."""
     _install(session, "test")
     session.run("pytest", "-m", "not slow and not gpu", "--durations=20", *session.posargs)
 

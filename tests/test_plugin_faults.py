@@ -64,6 +64,7 @@ def _run(command: str, *args: str, site: Path, cwd: Path) -> subprocess.Complete
         pytest.fail(f"`{command} {' '.join(args)}` did not return in {COMMAND_LIMIT_S} s")
 
 
+@pytest.mark.slow  # two real CLI processes, one waiting out a plugin that hangs (about 30 s)
 def test_zoo_models_lists_every_model_beside_plugins_that_hang_or_exit_at_import(tmp_path):
     good = GOOD.replace("class Good(", "class Model(")
     site = _site(
@@ -85,6 +86,7 @@ def test_zoo_models_lists_every_model_beside_plugins_that_hang_or_exit_at_import
     assert "a plugin's own output" not in proc.stdout
 
 
+@pytest.mark.slow  # a real CLI process beside a plugin that hangs (about 20 s)
 def test_composing_an_experiment_does_not_wait_for_a_plugin_that_hangs(tmp_path):
     site = _site(
         tmp_path, {"hangs": ("hangs_plugin", HANGS), "exits": ("exits_quietly_plugin", EXITS_QUIETLY)}

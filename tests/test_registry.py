@@ -325,3 +325,17 @@ def test_zoo_models_gives_each_name_its_own_whole_description(capsys):
         assert all(registry.describe(twin)["description"] != text for twin in twins), (name, twins)
     assert "(LR+Cross)" in rows["lr_cross"] and "(LR+Cross)" not in rows["lr"]
     assert rows["attention_rules"].rstrip().endswith("like the other tree models.")
+
+
+def test_a_plugin_that_hangs_at_import_is_a_broken_row_after_the_time_limit(install, capsys, monkeypatch):
+    """The default session's check of bad case 4 (the CLI versions are in the slow session)."""
+    from tests.test_plugin_faults import HANGS
+
+    monkeypatch.setenv(registry.TIMEOUT_ENV, "3")
+    install("zoo-good", {"good": "good_plugin:Good"}, {"good_plugin": GOOD})
+    install("zoo-hangs", {"hangs": "hangs_plugin:Model"}, {"hangs_plugin": HANGS})
+    assert cli.main(["models"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert set(lines) >= {*BUILT_INS, "good", "hangs"}
+    assert lines["hangs"].split()[1] == "broken" and "did not finish importing in 3 s" in lines["hangs"]
+    assert lines["good"].split()[1] != "broken"
