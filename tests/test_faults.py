@@ -82,6 +82,7 @@ def test_sigterm_exits_nonzero_keeps_a_checkpoint_and_resumes_bit_for_bit(tmp_pa
     assert (run_dir / "logs" / "metrics.part1.csv").read_text() == interrupted_log  # nothing lost
 
 
+@pytest.mark.slow  # as the SIGTERM test (same resume path) with a kill that cannot be caught
 def test_sigkill_mid_training_resumes_bit_for_bit(tmp_path, uninterrupted):
     run_dir = tmp_path / "killed"
     proc = _zoo_train(*RUN, f"hydra.run.dir={run_dir}", cwd=tmp_path, wait=False)

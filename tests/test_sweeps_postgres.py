@@ -71,6 +71,7 @@ def postgres_url():
         shutil.rmtree(home, ignore_errors=True)
 
 
+@pytest.mark.slow  # a PostgreSQL server and two workers; test_sweeps checks sharing on SQLite
 def test_two_workers_share_one_study_on_postgresql(tmp_path, postgres_url):
     storage = f"hydra.sweeper.storage='{postgres_url}'"
     workers = [
