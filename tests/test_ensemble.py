@@ -21,6 +21,7 @@ from zoo.errors import ZooError
 from zoo.leaderboard import collect_runs
 from zoo.manifest import verify_run, write_manifest
 from zoo.metrics import compute_metrics
+from zoo.monitor import monitor_file
 from zoo.outputs import write_json, write_parquet, write_text
 from zoo.predict import predict_file
 from zoo.run_outputs import predictions_frame
@@ -345,3 +346,21 @@ def test_a_bad_ensemble_setting_stops_the_multirun_before_its_first_job(tmp_path
         "error: ensemble metric 'accuracy', expected one of: logloss, auc"
     )
     assert not list(sweep.glob("*/metrics.json"))
+
+
+def test_an_ensemble_carries_its_points_scale_and_a_monitoring_reference(trained_sweep, tmp_path):
+    (built,) = build_ensembles(trained_sweep, EnsembleSettings(method="greedy", size=10), tmp_path / "e")
+    run = built.run_dir
+    member = json.loads((built.group.members[0].path / "score.json").read_text())
+    assert json.loads((run / "score.json").read_text()) == member
+    # Monitoring exactly the validation rows: the ensemble scores them as it did when it was built,
+    # and the fields are the first member's rows, so every PSI is 0 and every bin is compared.
+    saved = pd.read_parquet(run / "predictions.parquet")
+    val_rows = saved.loc[saved["split"].astype(str) == "val", "row"].to_numpy()
+    source = tmp_path / "val.csv"
+    german_frame().iloc[val_rows].to_csv(source, index=False)
+    found = monitor_file(run, source)
+    assert found.reference.source == "monitor_reference.json" and found.rows == len(val_rows) == 160
+    assert found.score.psi == pytest.approx(0.0, abs=1e-12)
+    assert found.fields is not None and len(found.fields) == 20
+    assert max(s.psi for s in found.fields) == pytest.approx(0.0, abs=1e-12)

@@ -64,6 +64,7 @@ class RunSettings:
     data: DataSettings = field(default_factory=DataSettings)
     threshold: Any = 0.5
     calibration: str | None = None
+    start_at_base_rate: bool = True
     early_stopping: EarlyStopping = field(default_factory=EarlyStopping)
     optimized_metric: str = "val/auc"
     allow_test_selection: bool = False

@@ -12,6 +12,7 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
+from zoo.base_rate import StartAtBaseRate
 from zoo.config_targets import build_from_config, plain
 from zoo.errors import ZooError
 from zoo.optim import Recipe
@@ -102,6 +103,8 @@ def build_trainer(
             min_delta=stop.min_delta,
         ),
     ]
+    if cfg.get("start_at_base_rate", False):  # absent from configs saved before it existed
+        callbacks.append(StartAtBaseRate())
     callbacks.append(ResumeState())  # generators and shuffle order, for a bitwise resume
     callbacks += pruning_callbacks(cfg)  # a trial of an Optuna sweep: report each epoch, stop when pruned
     logger: Any = False

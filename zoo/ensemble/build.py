@@ -25,6 +25,7 @@ from zoo.errors import ZooError
 from zoo.explain.card import MODEL_CARD_FILE
 from zoo.manifest import write_manifest
 from zoo.metrics import compute_metrics
+from zoo.monitor.reference import write_ensemble_reference as write_monitor_reference
 from zoo.outputs import (
     CALIBRATION_FILE,
     CONFIG_FILE,
@@ -34,6 +35,7 @@ from zoo.outputs import (
     write_parquet,
     write_text,
 )
+from zoo.points import write_score
 from zoo.run_outputs import predictions_frame, write_reliability
 from zoo.run_state import check_new_run_dir, run_lock, write_state
 from zoo.thresholds import choose_threshold
@@ -212,7 +214,11 @@ def write_ensemble(group: Group, settings: EnsembleSettings, run_dir: Path) -> B
             write_parquet(run_dir / PREDICTIONS_FILE, predictions_frame(predictions, ids))
             write_reliability(run_dir, predictions, title=f"{result['model']} on {group.dataset}, test split")
             write_json(run_dir / ENSEMBLE_FILE, _ensemble_record(group, settings, fitted, run_dir))
-            write_text(run_dir / CONFIG_FILE, OmegaConf.to_yaml(_config(group, settings)))
+            config = _config(group, settings)
+            write_text(run_dir / CONFIG_FILE, OmegaConf.to_yaml(config))
+            write_score(run_dir, None, config)  # score.json: the members' points scale
+            # Field drift is counted with the preprocessing of the first member, the one that scores.
+            write_monitor_reference(run_dir, chosen[0][0].path, predictions["val"]["prob"])
             write_json(run_dir / METRICS_FILE, result)
             best = max(group.members, key=lambda m: _val_score(m, settings.metric))
             write_text(run_dir / MODEL_CARD_FILE, _model_card(group, settings, result, chosen, best))

@@ -62,6 +62,10 @@ class CreditModel(pl.LightningModule):
     family: ClassVar[str] = "neural"
     #: True: batches carry `x_raw` (numerics in raw units, NaN missing) beside the encoded ones.
     uses_raw_values: ClassVar[bool] = False
+    #: True: a fixed `logit_offset` (the training log-odds, set by `zoo.base_rate.StartAtBaseRate`
+    #: under `start_at_base_rate: true`) is added to every forward's logits. False for models
+    #: solved to their optimum (L-BFGS), fitted directly, or with a prior of their own.
+    starts_at_base_rate: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -88,6 +92,11 @@ class CreditModel(pl.LightningModule):
         self._epoch_rows: dict[str, int] = {}
         #: Set by the training run (`zoo.optim.Recipe`); None: AdamW at `learning_rate`.
         self.recipe: Any = None
+        if self.starts_at_base_rate:
+            self.logit_offset: torch.Tensor
+            self.register_buffer("logit_offset", torch.zeros(()))
+            self.register_forward_hook(_add_logit_offset)
+            self.register_load_state_dict_pre_hook(_offset_of_older_checkpoints)
 
     @classmethod
     def describe(cls) -> str:
@@ -179,6 +188,18 @@ class CreditModel(pl.LightningModule):
         if self.recipe is None:
             return torch.optim.AdamW(groups, lr=self.learning_rate)
         return self.recipe.configure(self, groups)
+
+
+def _add_logit_offset(model: CreditModel, args: Any, output: Output) -> Output:
+    """Forward hook: the model's logits plus its `logit_offset` (0 until a fit sets it)."""
+    if isinstance(output, torch.Tensor):
+        return output + model.logit_offset
+    return {**output, "logits": output["logits"] + model.logit_offset}
+
+
+def _offset_of_older_checkpoints(module: nn.Module, state: dict[str, Any], prefix: str, *args: Any) -> None:
+    """Checkpoints saved before `logit_offset` existed load with an offset of 0, as they scored."""
+    state.setdefault(prefix + "logit_offset", torch.zeros(()))
 
 
 def count_parameters(module: nn.Module) -> int:

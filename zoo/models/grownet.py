@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.base_rate import training_log_odds
 from zoo.data.spec import FeatureSpec
 from zoo.models.base import Batch, CreditModel, Output
 from zoo.nn import FieldEmbedding, OneRowBatchNorm1d, embed_flat, flat_width, make_numeric_embedding
@@ -96,6 +97,8 @@ class WeakLearner(nn.Module):
 
 class GrowNet(CreditModel):
     """GrowNet (HBN): shallow MLPs boosted stage by stage on Newton targets, with corrective steps."""
+
+    starts_at_base_rate = False  # its own c0 (`prior_logit`) is the training log-odds already
 
     def __init__(
         self,
@@ -239,20 +242,7 @@ class GrowNet(CreditModel):
             stages = -(-max_epochs // (self.epochs_per_stage + self.correct_epochs))
             log.warning(f"hbn: max_epochs={max_epochs} fits {stages} of {self.n_stages} stages")
         if self.trainer.global_step == 0:  # a fresh fit; a resumed one has c0 in its checkpoint
-            self.prior_logit.fill_(self._training_log_odds())
-
-    def _training_log_odds(self) -> torch.Tensor:
-        """c0 = log(positives / negatives) over the training rows (all ranks), as the authors'
-        `init_gbnn`. One pass over the training loader (its shuffling moves on by one epoch)."""
-        counts = torch.zeros(2, dtype=torch.float64, device=self.device)
-        loader = self.trainer.train_dataloader
-        assert loader is not None  # fit sets the training loader up before on_train_start
-        for batch in loader:
-            y = batch["y"].to(self.device, torch.float64)
-            counts += torch.stack([y.sum(), torch.tensor(float(len(y)), device=self.device)])
-        positives, rows = self.trainer.strategy.reduce(counts, reduce_op="sum")
-        rate = (positives / rows.clamp_min(1)).clamp(1e-6, 1 - 1e-6)
-        return torch.logit(rate).float()
+            self.prior_logit.fill_(training_log_odds(self.trainer, self.device))
 
     def on_train_epoch_start(self) -> None:
         # CHOICE: a learner joins the ensemble when its stage starts, so validation (and the best

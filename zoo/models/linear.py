@@ -61,6 +61,7 @@ class LogisticRegression(CreditModel):
     """
 
     family = "linear"
+    starts_at_base_rate = False  # solved to its optimum (L-BFGS): the start does not matter
 
     def __init__(
         self,

@@ -68,6 +68,7 @@ class TreeModel(CreditModel):
     family: ClassVar[str] = "tree"
     uses_raw_values: ClassVar[bool] = True
     fits_directly: ClassVar[bool] = True  # zoo/fitting.py: one fit on every row, no epoch loop
+    starts_at_base_rate: ClassVar[bool] = False
 
     def __init__(self, *, feature_spec: FeatureSpec | dict[str, Any], learning_rate: float = 0.1) -> None:
         super().__init__(feature_spec=feature_spec, learning_rate=learning_rate)

@@ -106,6 +106,27 @@ def write_reference(run_dir: Path | str, dm: Any, predictions: dict[str, dict[st
     return write_json(Path(run_dir) / REFERENCE_FILE, reference)
 
 
+def write_ensemble_reference(run_dir: Path | str, member_dir: Path | str, scores: np.ndarray) -> Path | None:
+    """An ensemble's `monitor_reference.json`: the score bins of its own validation probabilities
+    and the field counts of the member whose preprocessing it scores files with (the members share
+    the validation rows). None, and nothing written, when that member saved no reference."""
+    from zoo.manifest import read_manifest
+
+    member_dir = Path(member_dir)
+    manifest = read_manifest(member_dir)
+    if REFERENCE_FILE not in manifest.get("artifacts", {}):
+        return None
+    member = read_json(member_dir, REFERENCE_FILE, manifest)
+    scores = np.asarray(scores)
+    bins = score_bins(scores)
+    reference = {
+        **member,
+        "rows": int(len(scores)),
+        "score": {**bins.to_dict(), "counts": count_scores(bins, scores).tolist()},
+    }
+    return write_json(Path(run_dir) / REFERENCE_FILE, reference)
+
+
 def read_reference(run_dir: Path, manifest: dict[str, Any], preprocessor: Any) -> Reference:
     """The run's reference, checked against its manifest. A run made before the reference was
     saved gets the score bins from its validation predictions (the same numbers) and no fields."""
