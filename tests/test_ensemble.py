@@ -364,3 +364,12 @@ def test_an_ensemble_carries_its_points_scale_and_a_monitoring_reference(trained
     assert found.score.psi == pytest.approx(0.0, abs=1e-12)
     assert found.fields is not None and len(found.fields) == 20
     assert max(s.psi for s in found.fields) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_a_second_ensemble_of_a_sweep_goes_beside_the_first_and_a_taken_out_is_refused(toy_sweep):
+    first = build_ensembles(toy_sweep, EnsembleSettings(size=5))
+    second = build_ensembles(toy_sweep, EnsembleSettings(method="stack"))
+    assert [b.run_dir.parent.name for b in first + second] == ["ensembles", "ensembles-2"]
+    assert json.loads((first[0].run_dir / "ensemble.json").read_text())["method"] == "greedy"
+    with pytest.raises(ZooError, match="already holds a finished run"):
+        build_ensembles(toy_sweep, EnsembleSettings(size=5), toy_sweep / "ensembles")

@@ -5,6 +5,7 @@ the manifest last)."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 import warnings
@@ -102,10 +103,11 @@ def build_ensembles(
     sweep_dir: Path | str, settings: EnsembleSettings, out: Path | str | None = None
 ) -> list[Built]:
     """One ensemble run per group of `sweep_dir`'s sealed runs, written to `out/<group>/`
-    (default `sweep_dir/ensembles/`). Nothing is written when a group is refused."""
+    (default `sweep_dir/ensembles/`, or `ensembles-2/`, `-3/`... when an earlier ensemble holds a
+    group's folder there). Nothing is written when a group is refused."""
     sweep_dir = Path(sweep_dir)
-    out = Path(out) if out is not None else sweep_dir / ENSEMBLES_DIR
     groups = read_groups(sweep_dir, settings.models)
+    out = Path(out) if out is not None else free_folder(sweep_dir, [g.name for g in groups])
     ready = []
     for group in groups:
         if len(group.members) < 2:
@@ -122,6 +124,16 @@ def build_ensembles(
     if not ready:
         raise ZooError(f"no group of {sweep_dir} has 2 or more sealed runs to ensemble")
     return [write_ensemble(group, settings, out / group.name) for group in ready]
+
+
+def free_folder(sweep_dir: Path, names: list[str]) -> Path:
+    """The first of `ensembles/`, `ensembles-2/`, ... under `sweep_dir` where no group's folder
+    holds anything: a second `zoo ensemble` on one sweep writes beside the first, never over it."""
+    for k in itertools.count(1):
+        out = sweep_dir / (ENSEMBLES_DIR if k == 1 else f"{ENSEMBLES_DIR}-{k}")
+        if not any((out / name).is_dir() and any((out / name).iterdir()) for name in names):
+            return out
+    raise AssertionError("unreachable")
 
 
 def _threshold_setting(group: Group) -> Any:

@@ -47,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=25, help="greedy selection steps (default 25)")
     parser.add_argument("--metric", choices=SELECTION_METRICS, default="logloss", help="greedy's metric")
     parser.add_argument("--calibration", choices=("platt", "isotonic"), help="fitted on validation rows")
-    parser.add_argument("--out", type=Path, help="where the ensemble runs go (default SWEEP_DIR/ensembles)")
+    parser.add_argument(
+        "--out", type=Path, help="where the ensemble runs go (default SWEEP_DIR/ensembles, or -2, -3...)"
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
