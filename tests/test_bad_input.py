@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from hydra.errors import ConfigCompositionException
 
-from tests.overrides import QUICK_EXPLAIN
+from tests.overrides import QUICK_EXPLAIN, loans_csv
 from zoo.errors import ZooError
 from zoo.train import train
 
@@ -35,14 +35,7 @@ def _loans(n: int = 200, seed: int = 0) -> pd.DataFrame:
 
 
 def _run(make_cfg, path: Path, *overrides: str, tmp_path: Path) -> dict:
-    cfg = make_cfg(
-        "dataset=csv",
-        f"dataset.path={path}",
-        "dataset.target=status",
-        "dataset.bad_value=bad",
-        "model=lr",
-        *overrides,
-    )
+    cfg = make_cfg(*loans_csv(path), *overrides)
     return train(cfg, tmp_path / "run")
 
 

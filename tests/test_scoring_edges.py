@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from tests.overrides import loans_csv
 from zoo import predict
 from zoo.errors import ZooError
 from zoo.manifest import sha256_file
@@ -40,11 +41,7 @@ def _loans(n: int = 300, seed: int = 0) -> pd.DataFrame:
 
 def _train(make_cfg, path: Path, run_dir: Path, *overrides: str) -> dict:
     cfg = make_cfg(
-        "dataset=csv",
-        f"dataset.path={path}",
-        "dataset.target=status",
-        "dataset.bad_value=bad",
-        "model=lr",
+        *loans_csv(path),
         "dataset.numeric_encoding=standard",  # unbounded: extreme inputs reach the model
         *overrides,
     )
