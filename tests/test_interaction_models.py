@@ -15,6 +15,7 @@ from hydra import compose, initialize_config_dir
 from tests.overrides import QUICK_EXPLAIN
 from zoo import registry
 from zoo.models.afcc import AFCC, FIELD_WEIGHTS_FILE, FIELD_WEIGHTS_PLOT
+from zoo.models.deepfm import DeepFM
 from zoo.models.fibinet import FiBiNET
 from zoo.models.fm import FM
 from zoo.nn import CrossCompression, FieldTokens, FirstOrder
@@ -72,6 +73,18 @@ def test_fm_is_rendles_equation_over_all_field_tokens():
     )
     expected = model.first_order(batch["x_cat"], batch["x_num"]) + pairwise
     torch.testing.assert_close(model(batch), expected)
+
+
+@pytest.mark.parametrize("model_class", [FM, DeepFM])
+def test_fm_family_starts_near_the_base_rate_with_many_numerics(model_class):
+    # With 60 numeric fields the FM term sums 1,770 token products; started at rtdl's uniform scale
+    # (about 4 logits of noise) it buried the linear term, so these models start at the embeddings' scale.
+    torch.manual_seed(0)
+    spec = tiny_spec(n_categorical=2, n_numeric=60)
+    model = model_class(feature_spec=spec, d_embedding=8).eval()
+    assert float(model.first_order.numeric.weight.abs().max()) == 0.0
+    logits = model(tiny_batch(spec, 512))
+    assert float(logits.std()) < 0.5
 
 
 @pytest.mark.parametrize("kind", BILINEAR_KINDS)

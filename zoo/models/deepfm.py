@@ -16,7 +16,7 @@ import torch
 
 from zoo.data.spec import FeatureSpec
 from zoo.models.base import Batch, CreditModel
-from zoo.nn import MLP, FieldTokens, FirstOrder, FMInteraction
+from zoo.nn import EMBEDDING_STD, MLP, FieldTokens, FirstOrder, FMInteraction
 
 
 class DeepFM(CreditModel):
@@ -45,6 +45,7 @@ class DeepFM(CreditModel):
             d_embedding,
             numeric_embedding=numeric_embedding,
             bins=spec.numeric_bins(numeric_embedding),
+            numeric_init_std=EMBEDDING_STD,  # token products enter the logit: start them small
         )
         self.interaction = FMInteraction()
         self.deep = MLP(self.tokens.n_fields * d_embedding, list(hidden), dropout=dropout, d_out=1)

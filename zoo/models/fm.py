@@ -14,7 +14,7 @@ import torch
 
 from zoo.data.spec import FeatureSpec
 from zoo.models.base import Batch, CreditModel
-from zoo.nn import FieldTokens, FirstOrder, FMInteraction
+from zoo.nn import EMBEDDING_STD, FieldTokens, FirstOrder, FMInteraction
 
 
 class FM(CreditModel):
@@ -41,6 +41,7 @@ class FM(CreditModel):
             d_embedding,
             numeric_embedding=numeric_embedding,
             bins=spec.numeric_bins(numeric_embedding),
+            numeric_init_std=EMBEDDING_STD,  # token products enter the logit: start them small
         )
         self.interaction = FMInteraction()
 

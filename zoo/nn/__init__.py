@@ -1,7 +1,7 @@
 """Layers shared by the models: field embeddings and tokens, numeric encodings, MLPs, interactions."""
 
 from zoo.nn.attention import AttentionPooling, FieldAttention
-from zoo.nn.embeddings import FieldEmbedding, OneHotLinear
+from zoo.nn.embeddings import EMBEDDING_STD, FieldEmbedding, OneHotLinear
 from zoo.nn.interactions import SENET, BilinearInteraction, CrossCompression, FMInteraction
 from zoo.nn.mlp import MLP, FeatureWiseLinear
 from zoo.nn.norm import OneRowBatchNorm1d
@@ -24,6 +24,7 @@ __all__ = [
     "AttentionPooling",
     "BilinearInteraction",
     "CrossCompression",
+    "EMBEDDING_STD",
     "FMInteraction",
     "FeatureWiseLinear",
     "FieldAttention",

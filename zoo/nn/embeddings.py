@@ -27,6 +27,10 @@ def _check_n_fields(x: torch.Tensor, n_fields: int) -> None:
         raise ValueError(f"x.shape={tuple(x.shape)}, expected [batch, {n_fields}]")
 
 
+#: The initial scale of categorical embeddings, N(0, 0.05^2).
+EMBEDDING_STD = 0.05
+
+
 class FieldEmbedding(nn.Module):
     """One embedding table for several categorical fields: int64[B, k] -> float[B, k, d].
 
@@ -48,7 +52,7 @@ class FieldEmbedding(nn.Module):
         self.embedding = None
         if self.n_fields:
             self.embedding = nn.Embedding(sum(self.cardinalities), d_embedding)
-            nn.init.normal_(self.embedding.weight, std=0.05)
+            nn.init.normal_(self.embedding.weight, std=EMBEDDING_STD)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_n_fields(x, self.n_fields)

@@ -29,7 +29,7 @@ class NumericTokenizer(nn.Module):
     weight: nn.Parameter | None
     bias: nn.Parameter | None
 
-    def __init__(self, n_features: int, d_token: int, *, bias: bool = True) -> None:
+    def __init__(self, n_features: int, d_token: int, *, bias: bool = True, init_std: float | None = None) -> None:
         super().__init__()
         if n_features < 0:
             raise ValueError(f"n_features={n_features}, expected an integer >= 0")
@@ -41,6 +41,8 @@ class NumericTokenizer(nn.Module):
         self.weight = self.bias = None  # no parameters without fields: unused ones break DDP
         if n_features:
             self.weight = nn.Parameter(torch.empty(n_features, d_token).uniform_(-bound, bound))
+            if init_std is not None:
+                nn.init.normal_(self.weight, std=init_std)
         if n_features and bias:
             self.bias = nn.Parameter(torch.empty(n_features, d_token).uniform_(-bound, bound))
 
@@ -197,10 +199,12 @@ def numeric_tokens(
     *,
     bins: Sequence[Sequence[float]] | None = None,
     bias: bool = True,
+    init_std: float | None = None,
 ) -> nn.Module:
     """One d-vector per numeric field, float[B, n] -> float[B, n, d], for token models: linear tokens
-    x_j w_j (+ b_j) when `kind` is None (the models' papers), else the chosen embedding."""
+    x_j w_j (+ b_j) when `kind` is None (the models' papers), else the chosen embedding.
+    `init_std` draws the linear tokens' w_j from N(0, init_std^2) instead of rtdl's uniform."""
     kind = check_numeric_embedding(kind)
     if kind is None or n_features == 0:
-        return NumericTokenizer(n_features, d_embedding, bias=bias)
+        return NumericTokenizer(n_features, d_embedding, bias=bias, init_std=init_std)
     return NumericEmbedding(kind, n_features, d_embedding, bins=bins)  # type: ignore[arg-type]

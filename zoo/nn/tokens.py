@@ -18,6 +18,8 @@ class FieldTokens(nn.Module):
     the value (FM, Rendle 2010; AutoInt, Song et al. 2019, Eq. 2), so a value at the training mean
     (and a missing one, imputed there) gives a zero token. `numeric_embedding` replaces those
     linear tokens by an embedding of Gorishniy et al. 2022 (`zoo.nn.numeric_tokens`).
+    `numeric_init_std` starts the linear tokens at that scale (models whose token products enter
+    the logit directly pass `EMBEDDING_STD`, the categorical embeddings' scale).
     """
 
     def __init__(
@@ -28,10 +30,13 @@ class FieldTokens(nn.Module):
         *,
         numeric_embedding: str | None = None,
         bins: Sequence[Sequence[float]] | None = None,
+        numeric_init_std: float | None = None,
     ) -> None:
         super().__init__()
         self.embed = FieldEmbedding(cardinalities, d_embedding)
-        self.tokenize = numeric_tokens(numeric_embedding, n_numeric, d_embedding, bins=bins, bias=False)
+        self.tokenize = numeric_tokens(
+            numeric_embedding, n_numeric, d_embedding, bins=bins, bias=False, init_std=numeric_init_std
+        )
         self.n_fields = self.embed.n_fields + n_numeric
         self.d_embedding = d_embedding
 
@@ -46,6 +51,8 @@ class FirstOrder(nn.Module):
         super().__init__()
         self.categorical = OneHotLinear(cardinalities)
         self.numeric = nn.Linear(n_numeric, 1) if n_numeric else None
+        if self.numeric is not None:  # the linear term starts at zero, as a logistic regression does
+            nn.init.zeros_(self.numeric.weight)
         self.bias = nn.Parameter(torch.zeros(()))
 
     def forward(self, x_cat: torch.Tensor, x_num: torch.Tensor) -> torch.Tensor:
