@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from importlib import resources
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from zoo.cli import main as zoo_main
+from zoo.ensemble import build as build_module
 from zoo.ensemble.build import EnsembleSettings, build_ensembles
 from zoo.ensemble.select import greedy_selection
 from zoo.errors import ZooError
@@ -25,6 +27,7 @@ from zoo.monitor import monitor_file
 from zoo.outputs import write_json, write_parquet, write_text
 from zoo.predict import predict_file
 from zoo.run_outputs import predictions_frame
+from zoo.run_state import LOCK_FILE
 from zoo.train import train
 
 # --- fake sealed runs: predictions, metrics, config and a manifest, no model ------------------
@@ -373,3 +376,35 @@ def test_a_second_ensemble_of_a_sweep_goes_beside_the_first_and_a_taken_out_is_r
     assert json.loads((first[0].run_dir / "ensemble.json").read_text())["method"] == "greedy"
     with pytest.raises(ZooError, match="already holds a finished run"):
         build_ensembles(toy_sweep, EnsembleSettings(size=5), toy_sweep / "ensembles")
+
+
+def test_two_ensembles_built_at_once_on_one_sweep_go_to_two_folders(toy_sweep, monkeypatch):
+    # Both builds reach their first run lock together, after both have looked at ensembles/:
+    # the folder is chosen under the lock, so the second goes to ensembles-2 instead of failing.
+    real_lock, barrier, first_call = build_module.run_lock, threading.Barrier(2), threading.local()
+
+    def lock_together(run_dir):
+        if not getattr(first_call, "done", False):
+            first_call.done = True
+            barrier.wait(timeout=30)
+        return real_lock(run_dir)
+
+    monkeypatch.setattr(build_module, "run_lock", lock_together)
+    built, errors = [], []
+
+    def build(method):
+        try:
+            built.extend(build_ensembles(toy_sweep, EnsembleSettings(method=method, size=5)))
+        except Exception as err:  # noqa: BLE001 (reported by the assertion below)
+            errors.append(err)
+
+    threads = [threading.Thread(target=build, args=(m,)) for m in ("greedy", "stack")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    assert sorted(b.run_dir.parent.name for b in built) == ["ensembles", "ensembles-2"]
+    methods = {json.loads((b.run_dir / "ensemble.json").read_text())["method"] for b in built}
+    assert methods == {"greedy", "stack"}
+    assert not any((b.run_dir / LOCK_FILE).exists() for b in built)

@@ -5,6 +5,7 @@ the manifest last)."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import time
@@ -38,7 +39,7 @@ from zoo.outputs import (
 )
 from zoo.points import write_score
 from zoo.run_outputs import predictions_frame, write_reliability
-from zoo.run_state import check_new_run_dir, run_lock, write_state
+from zoo.run_state import RunDirRefused, check_new_run_dir, held_entries, run_lock, write_state
 from zoo.thresholds import choose_threshold
 
 #: Where `zoo ensemble SWEEP_DIR` writes one run directory per group, inside the sweep.
@@ -103,11 +104,10 @@ def build_ensembles(
     sweep_dir: Path | str, settings: EnsembleSettings, out: Path | str | None = None
 ) -> list[Built]:
     """One ensemble run per group of `sweep_dir`'s sealed runs, written to `out/<group>/`
-    (default `sweep_dir/ensembles/`, or `ensembles-2/`, `-3/`... when an earlier ensemble holds a
-    group's folder there). Nothing is written when a group is refused."""
+    (default `sweep_dir/ensembles/`, or `ensembles-2/`, `-3/`... when an earlier or a concurrent
+    `zoo ensemble` holds a group's folder there). Nothing is written when a group is refused."""
     sweep_dir = Path(sweep_dir)
     groups = read_groups(sweep_dir, settings.models)
-    out = Path(out) if out is not None else free_folder(sweep_dir, [g.name for g in groups])
     ready = []
     for group in groups:
         if len(group.members) < 2:
@@ -119,20 +119,41 @@ def build_ensembles(
             )
             continue
         _threshold_setting(group)  # refuse before anything is written
-        check_new_run_dir(out / group.name, where="ensemble run directory")
         ready.append(group)
     if not ready:
         raise ZooError(f"no group of {sweep_dir} has 2 or more sealed runs to ensemble")
-    return [write_ensemble(group, settings, out / group.name) for group in ready]
+    names = [g.name for g in ready]
+    with contextlib.ExitStack() as locks:  # every group's run lock, from the choice to the seal
+        if out is None:
+            out = claim_folder(sweep_dir, names, locks)
+        else:
+            out = Path(out)
+            for name in names:
+                check_new_run_dir(out / name, where="ensemble run directory")
+            for name in names:
+                locks.enter_context(run_lock(out / name))
+                check_new_run_dir(out / name, where="ensemble run directory")
+        return [write_ensemble(group, settings, out / group.name) for group in ready]
 
 
-def free_folder(sweep_dir: Path, names: list[str]) -> Path:
-    """The first of `ensembles/`, `ensembles-2/`, ... under `sweep_dir` where no group's folder
-    holds anything: a second `zoo ensemble` on one sweep writes beside the first, never over it."""
+def claim_folder(sweep_dir: Path, names: list[str], locks: contextlib.ExitStack) -> Path:
+    """The first of `ensembles/`, `ensembles-2/`, ... under `sweep_dir` whose group folders are
+    empty and unlocked, with their run locks taken into `locks`: a second `zoo ensemble` on one
+    sweep, run after the first or beside it, writes beside the first, never over it."""
     for k in itertools.count(1):
         out = sweep_dir / (ENSEMBLES_DIR if k == 1 else f"{ENSEMBLES_DIR}-{k}")
-        if not any((out / name).is_dir() and any((out / name).iterdir()) for name in names):
-            return out
+        if any(held_entries(out / name) for name in names if (out / name).is_dir()):
+            continue
+        attempt = contextlib.ExitStack()
+        try:
+            for name in names:
+                attempt.enter_context(run_lock(out / name))
+                check_new_run_dir(out / name, where="ensemble run directory")
+        except RunDirRefused:
+            attempt.close()  # taken by a concurrent build: try the next folder
+            continue
+        locks.enter_context(attempt)
+        return out
     raise AssertionError("unreachable")
 
 
@@ -178,67 +199,64 @@ def fit_group(group: Group, settings: EnsembleSettings) -> tuple[dict[str, Any],
 
 
 def write_ensemble(group: Group, settings: EnsembleSettings, run_dir: Path) -> Built:
-    """Fit the group's ensemble on validation predictions and write its run directory, sealed."""
+    """Fit the group's ensemble on validation predictions and write its run directory, sealed
+    (under the run lock that `build_ensembles` holds)."""
     started = time.perf_counter()
     threshold_setting = _threshold_setting(group)
     first = group.members[0]
-    with run_lock(run_dir):
-        check_new_run_dir(run_dir, where="ensemble run directory")
-        write_state(run_dir, "training")
-        try:
-            fitted, val_prob = fit_group(group, settings)
-            chosen = fitted["members"]
-            weights = [w for _, w, _ in chosen]
-            test_probs = np.stack([m.test["prob"].to_numpy(dtype=np.float64) for m, _, _ in chosen], axis=1)
-            method = settings.method
-            predictions = {
-                "val": {
-                    "prob": val_prob,
-                    "y": first.val["label"].to_numpy(),
-                    "row": first.val["row"].to_numpy(),
-                },
-                "test": {
-                    "prob": combine(method, weights, test_probs, fitted["intercept"]),
-                    "y": first.test["label"].to_numpy(),
-                    "row": first.test["row"].to_numpy(),
-                },
-            }
-            uncalibrated = None
-            if settings.calibration:
-                calibrator = fit_calibrator(
-                    settings.calibration, predictions["val"]["prob"], predictions["val"]["y"]
-                )
-                uncalibrated = {s: compute_metrics(p["prob"], p["y"]) for s, p in predictions.items()}
-                for pred in predictions.values():
-                    pred["prob"] = calibrator.transform(pred["prob"])
-                write_json(run_dir / CALIBRATION_FILE, calibrator.to_dict())
+    write_state(run_dir, "training")
+    try:
+        fitted, val_prob = fit_group(group, settings)
+        chosen = fitted["members"]
+        weights = [w for _, w, _ in chosen]
+        test_probs = np.stack([m.test["prob"].to_numpy(dtype=np.float64) for m, _, _ in chosen], axis=1)
+        method = settings.method
+        predictions = {
+            "val": {
+                "prob": val_prob,
+                "y": first.val["label"].to_numpy(),
+                "row": first.val["row"].to_numpy(),
+            },
+            "test": {
+                "prob": combine(method, weights, test_probs, fitted["intercept"]),
+                "y": first.test["label"].to_numpy(),
+                "row": first.test["row"].to_numpy(),
+            },
+        }
+        uncalibrated = None
+        if settings.calibration:
+            calibrator = fit_calibrator(
+                settings.calibration, predictions["val"]["prob"], predictions["val"]["y"]
+            )
+            uncalibrated = {s: compute_metrics(p["prob"], p["y"]) for s, p in predictions.items()}
             for pred in predictions.values():
-                pred["prob"] = pred["prob"].astype(np.float32)  # as any run writes them, and predict returns
-            val = predictions["val"]
-            threshold, how = choose_threshold(threshold_setting, val["prob"], val["y"])
-            result = _metrics(group, settings, predictions, threshold, how, len(chosen))
-            result["fit_seconds"] = round(time.perf_counter() - started, 3)
-            if uncalibrated is not None:
-                result["uncalibrated"] = uncalibrated
-            ids = {
-                s: getattr(first, s)["id"].to_numpy() for s in ("val", "test") if "id" in first.val.columns
-            }
-            write_parquet(run_dir / PREDICTIONS_FILE, predictions_frame(predictions, ids))
-            write_reliability(run_dir, predictions, title=f"{result['model']} on {group.dataset}, test split")
-            write_json(run_dir / ENSEMBLE_FILE, _ensemble_record(group, settings, fitted, run_dir))
-            config = _config(group, settings)
-            write_text(run_dir / CONFIG_FILE, OmegaConf.to_yaml(config))
-            write_score(run_dir, None, config)  # score.json: the members' points scale
-            # Field drift is counted with the preprocessing of the first member, the one that scores.
-            write_monitor_reference(run_dir, chosen[0][0].path, predictions["val"]["prob"])
-            write_json(run_dir / METRICS_FILE, result)
-            best = max(group.members, key=lambda m: _val_score(m, settings.metric))
-            write_text(run_dir / MODEL_CARD_FILE, _model_card(group, settings, result, chosen, best))
-            write_manifest(run_dir, data=first.data, versions=library_versions())
-        except BaseException as err:
-            write_state(run_dir, "failed", error=(str(err).strip().splitlines() or [type(err).__name__])[0])
-            raise
-        write_state(run_dir, "finished")
+                pred["prob"] = calibrator.transform(pred["prob"])
+            write_json(run_dir / CALIBRATION_FILE, calibrator.to_dict())
+        for pred in predictions.values():
+            pred["prob"] = pred["prob"].astype(np.float32)  # as any run writes them, and predict returns
+        val = predictions["val"]
+        threshold, how = choose_threshold(threshold_setting, val["prob"], val["y"])
+        result = _metrics(group, settings, predictions, threshold, how, len(chosen))
+        result["fit_seconds"] = round(time.perf_counter() - started, 3)
+        if uncalibrated is not None:
+            result["uncalibrated"] = uncalibrated
+        ids = {s: getattr(first, s)["id"].to_numpy() for s in ("val", "test") if "id" in first.val.columns}
+        write_parquet(run_dir / PREDICTIONS_FILE, predictions_frame(predictions, ids))
+        write_reliability(run_dir, predictions, title=f"{result['model']} on {group.dataset}, test split")
+        write_json(run_dir / ENSEMBLE_FILE, _ensemble_record(group, settings, fitted, run_dir))
+        config = _config(group, settings)
+        write_text(run_dir / CONFIG_FILE, OmegaConf.to_yaml(config))
+        write_score(run_dir, None, config)  # score.json: the members' points scale
+        # Field drift is counted with the preprocessing of the first member, the one that scores.
+        write_monitor_reference(run_dir, chosen[0][0].path, predictions["val"]["prob"])
+        write_json(run_dir / METRICS_FILE, result)
+        best = max(group.members, key=lambda m: _val_score(m, settings.metric))
+        write_text(run_dir / MODEL_CARD_FILE, _model_card(group, settings, result, chosen, best))
+        write_manifest(run_dir, data=first.data, versions=library_versions())
+    except BaseException as err:
+        write_state(run_dir, "failed", error=(str(err).strip().splitlines() or [type(err).__name__])[0])
+        raise
+    write_state(run_dir, "finished")
     return Built(run_dir, group, result, best)
 
 

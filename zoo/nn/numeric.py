@@ -29,7 +29,9 @@ class NumericTokenizer(nn.Module):
     weight: nn.Parameter | None
     bias: nn.Parameter | None
 
-    def __init__(self, n_features: int, d_token: int, *, bias: bool = True, init_std: float | None = None) -> None:
+    def __init__(
+        self, n_features: int, d_token: int, *, bias: bool = True, init_std: float | None = None
+    ) -> None:
         super().__init__()
         if n_features < 0:
             raise ValueError(f"n_features={n_features}, expected an integer >= 0")
