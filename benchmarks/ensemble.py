@@ -17,6 +17,8 @@ A benchmark, not a test: it asserts only that every entry saw the same rows.
     python benchmarks/ensemble.py --datasets german credit_data --folds 2 \\
         --models lr dnn catboost afcc wide_deep_cross attention_rules --work /tmp/ensemble-bench
     python benchmarks/ensemble.py                                  # every set, 5 folds, the suite's models
+    python benchmarks/suite.py --keep-runs /tmp/runs ...          # then ensembles of the suite's runs:
+    python benchmarks/ensemble.py --work /tmp/runs --report --from-fold 2 --folds 5
 """
 
 from __future__ import annotations
@@ -52,9 +54,9 @@ def train_set(dataset: str, args: argparse.Namespace) -> Path:
     """Every model on folds 0..folds-1 of `dataset`, into `work/<dataset>/` (runs already sealed
     there are kept: the benchmark resumes)."""
     sweep = args.work / dataset
-    for k in range(args.folds):
-        for i, model in enumerate(args.models):
-            run_dir = sweep / f"{i}_{model}_{dataset}_fold{k}"
+    for k in range(args.from_fold, args.folds):
+        for model in args.models:
+            run_dir = sweep / f"{model}_{dataset}_fold{k}"  # as suite.py --keep-runs keeps them
             if run_dir.is_dir() and seal_problem(run_dir) is None:
                 continue
             overrides = parity.zoo_overrides(
@@ -125,7 +127,7 @@ def delong_over_folds(ours: dict[int, Path], theirs: dict[int, Path], prediction
 
 def report(dataset: str, sweep: Path, args: argparse.Namespace) -> list[str]:
     singles = single_runs(sweep)
-    folds = set(range(args.folds))
+    folds = set(range(args.from_fold, args.folds))
     complete = {m: runs for m, runs in singles.items() if folds <= set(runs)}
     entries: dict[str, dict[int, Path]] = {}
     best = max(complete, key=lambda m: figures(complete[m])["val_auc"])
@@ -143,7 +145,8 @@ def report(dataset: str, sweep: Path, args: argparse.Namespace) -> list[str]:
                 record = json.loads((b.run_dir / "ensemble.json").read_text())
                 chosen.update({m["model"]: m["weight"] for m in record["members"]})
     predictions = TestPredictions()
-    lines = [f"## {dataset} ({args.folds} of {args.n_folds} folds, seed {args.seed})", ""]
+    span = f"folds {args.from_fold}-{args.folds - 1} of {args.n_folds}"
+    lines = [f"## {dataset} ({span}, seed {args.seed})", ""]
     lines.append(
         "| entry | test AUC | test Brier | val AUC | Δ AUC vs best single (DeLong) | Δ AUC vs catboost |"
     )
@@ -161,7 +164,7 @@ def report(dataset: str, sweep: Path, args: argparse.Namespace) -> list[str]:
         )
     lines.append("")
     if chosen:
-        weights = ", ".join(f"{m} {w / args.folds:.2f}" for m, w in chosen.most_common())
+        weights = ", ".join(f"{m} {w / len(folds):.2f}" for m, w in chosen.most_common())
         lines.append(f"mean weight per member of the 'all' ensemble over folds: {weights}")
     others = ", ".join(
         f"{m} {figures(r)['auc']:.4f}"
@@ -178,6 +181,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--datasets", nargs="+", default=list(suite.SUITE))
     parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
     parser.add_argument("--folds", type=int, default=5, help="folds run (of --n-folds)")
+    parser.add_argument("--from-fold", type=int, default=0, help="the first fold run")
     parser.add_argument("--n-folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import shutil
 import sys
 import tempfile
 import time
@@ -89,13 +90,26 @@ def model_overrides(model: str, extra: list[str]) -> list[str]:
     return out
 
 
-def run_zoo(model: str, dataset: str, fold: parity.Fold, n_folds: int, k: int, seed: int, extra: list[str]):
+def run_zoo(
+    model: str,
+    dataset: str,
+    fold: parity.Fold,
+    n_folds: int,
+    k: int,
+    seed: int,
+    extra: list[str],
+    keep: Path | None = None,
+):
+    """One zoo run on the suite's fold; with `keep`, its run directory stays in
+    `keep/<dataset>/<model>_<dataset>_fold<k>/`, where benchmarks/ensemble.py builds ensembles from it."""
     overrides = parity.zoo_overrides(
         model, dataset, n_folds, k, seed, [*QUICK, *model_overrides(model, extra)]
     )
     cfg = parity.compose_cfg(overrides)
     with tempfile.TemporaryDirectory(prefix="suite-") as tmp:
-        run_dir = Path(tmp) / "run"
+        run_dir = Path(tmp) / "run" if keep is None else keep / dataset / f"{model}_{dataset}_fold{k}"
+        if keep is not None and run_dir.exists():
+            shutil.rmtree(run_dir)  # an unfinished run of this benchmark (finished ones are in --out)
         result = train(cfg, run_dir)
         predictions = pd.read_parquet(run_dir / PREDICTIONS_FILE)
     test = predictions.loc[predictions["split"] == "test"]
@@ -183,7 +197,9 @@ def run(args: argparse.Namespace) -> None:
             if m in PEERS:
                 metrics, note = run_peer(m, fold, args.seed, args.threads)
             else:
-                metrics, note = run_zoo(m, ds, fold, args.n_folds, k, args.seed, args.zoo_override)
+                metrics, note = run_zoo(
+                    m, ds, fold, args.n_folds, k, args.seed, args.zoo_override, args.keep_runs
+                )
         except Terminated:
             raise  # a stopped benchmark stops; it is not a failing entry
         except Exception as err:  # a benchmark reports a failing entry and goes on
@@ -297,6 +313,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--shard", default="0/1", help="i/n: run every n-th task from the i-th")
     parser.add_argument("--out", type=Path, default=Path("suite.csv"))
+    parser.add_argument(
+        "--keep-runs", type=Path, help="keep the zoo runs here, for benchmarks/ensemble.py --work (disk)"
+    )
     parser.add_argument("--report", nargs="*", type=Path, help="print the tables of these CSVs and stop")
     parser.add_argument("--compare", nargs=2, metavar=("OLD", "NEW"), help="with --report: per-model change")
     args = parser.parse_args(argv)
