@@ -128,7 +128,8 @@ def delong_over_folds(ours: dict[int, Path], theirs: dict[int, Path], prediction
 def report(dataset: str, sweep: Path, args: argparse.Namespace) -> list[str]:
     singles = single_runs(sweep)
     folds = set(range(args.from_fold, args.folds))
-    complete = {m: runs for m, runs in singles.items() if folds <= set(runs)}
+    # Each model's runs of the folds asked for (a kept suite run may have more folds).
+    complete = {m: {k: runs[k] for k in sorted(folds)} for m, runs in singles.items() if folds <= set(runs)}
     entries: dict[str, dict[int, Path]] = {}
     best = max(complete, key=lambda m: figures(complete[m])["val_auc"])
     entries[f"best single ({best}, on val AUC)"] = complete[best]
@@ -138,7 +139,7 @@ def report(dataset: str, sweep: Path, args: argparse.Namespace) -> list[str]:
     for name, models in (("all", tuple(complete)), ("papers", tuple(m for m in PAPERS if m in complete))):
         if len(models) < 2:
             continue
-        built = ensembles(sweep, name, models)
+        built = {k: b for k, b in ensembles(sweep, name, models).items() if k in folds}
         entries[f"greedy ensemble ({name}: {len(models)} models)"] = {k: b.run_dir for k, b in built.items()}
         if name == "all":
             for b in built.values():
