@@ -190,7 +190,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--report", action="store_true", help="print the tables of the runs in --work and stop"
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not 0 <= args.from_fold < args.folds <= args.n_folds:
+        parser.error(
+            f"--from-fold {args.from_fold} --folds {args.folds} --n-folds {args.n_folds}: "
+            "expected 0 <= from-fold < folds <= n-folds"
+        )
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import shutil
 import sys
@@ -41,9 +42,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 import parity  # noqa: E402  (benchmarks/ is a folder of scripts, not a package)
 
+from zoo.manifest import seal_problem  # noqa: E402
 from zoo.metrics import compute_metrics  # noqa: E402
-from zoo.outputs import PREDICTIONS_FILE  # noqa: E402
+from zoo.outputs import METRICS_FILE, PREDICTIONS_FILE  # noqa: E402
 from zoo.resume import Terminated  # noqa: E402
+from zoo.run_state import current_state  # noqa: E402
 from zoo.train import train  # noqa: E402
 
 SUITE = (
@@ -108,9 +111,17 @@ def run_zoo(
     cfg = parity.compose_cfg(overrides)
     with tempfile.TemporaryDirectory(prefix="suite-") as tmp:
         run_dir = Path(tmp) / "run" if keep is None else keep / dataset / f"{model}_{dataset}_fold{k}"
-        if keep is not None and run_dir.exists():
-            shutil.rmtree(run_dir)  # an unfinished run of this benchmark (finished ones are in --out)
-        result = train(cfg, run_dir)
+        if keep is not None and run_dir.exists() and seal_problem(run_dir) is None:
+            result = json.loads((run_dir / METRICS_FILE).read_text())  # a sealed kept run: reused
+        else:
+            if keep is not None and run_dir.exists():
+                if current_state(run_dir) is None:
+                    raise RuntimeError(
+                        f"--keep-runs: {run_dir} exists and holds no run; expected a new directory "
+                        "or a run this benchmark left unfinished"
+                    )
+                shutil.rmtree(run_dir)  # a run this benchmark left unfinished (killed, failed)
+            result = train(cfg, run_dir)
         predictions = pd.read_parquet(run_dir / PREDICTIONS_FILE)
     test = predictions.loc[predictions["split"] == "test"]
     if not np.array_equal(np.sort(test["row"].to_numpy()), np.sort(fold.rows["test"])):

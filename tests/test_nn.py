@@ -390,3 +390,10 @@ def test_feature_wise_linear_keeps_features_independent():
     torch.testing.assert_close(after[:, [0, 2]], out[:, [0, 2]])
     assert not torch.allclose(after[:, 1], out[:, 1])
     assert sum(p.numel() for p in FeatureWiseLinear(0, 2, 4).parameters()) == 0
+
+
+@pytest.mark.parametrize("init_std", [0.0, -0.1, float("nan")])
+def test_numeric_tokenizer_refuses_a_bad_initial_scale(init_std) -> None:
+    with pytest.raises(ValueError, match=r"init_std=.*expected a positive number or None"):
+        NumericTokenizer(3, 4, init_std=init_std)
+    assert float(NumericTokenizer(3, 4, init_std=0.05).weight.std()) < 0.2  # the good value is used

@@ -39,6 +39,8 @@ class NumericTokenizer(nn.Module):
             raise ValueError(f"d_token={d_token}, expected a positive integer")
         self.n_features = n_features
         self.d_token = d_token
+        if init_std is not None and not (init_std > 0 and math.isfinite(init_std)):
+            raise ValueError(f"init_std={init_std}, expected a positive number or None")
         bound = d_token**-0.5  # the uniform(-1/sqrt(d), 1/sqrt(d)) initialisation of rtdl
         self.weight = self.bias = None  # no parameters without fields: unused ones break DDP
         if n_features:
