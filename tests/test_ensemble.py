@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 from zoo.cli import main as zoo_main
 from zoo.ensemble import build as build_module
 from zoo.ensemble.build import EnsembleSettings, build_ensembles
-from zoo.ensemble.select import greedy_selection
+from zoo.ensemble.select import bagged_greedy, bootstrap_rows, greedy_selection
 from zoo.errors import ZooError
 from zoo.leaderboard import collect_runs
 from zoo.manifest import verify_run, write_manifest
@@ -141,6 +141,39 @@ def test_greedy_selection_matches_a_plain_reference_loop(metric, seed):
     counts = greedy_selection(probs, y, size=12, metric=metric)
     assert counts.tolist() == reference_greedy(probs, y, 12, metric)
     assert counts.sum() == 12 and (counts > 0).sum() >= 2  # with replacement, more than one member
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_bagged_greedy_is_the_mean_of_the_reference_loop_over_stratified_bootstrap_replicates(seed):
+    rng = np.random.default_rng(seed)
+    n, m = 60, 4
+    y = (rng.uniform(size=n) < 0.3).astype(np.float64)
+    probs = np.clip(0.3 + 0.3 * (y[:, None] - 0.3) + rng.normal(0, 0.2, (n, m)), 0.01, 0.99)
+    weights = bagged_greedy(probs, y, size=6, bags=4, seed=seed)
+    replicates = np.random.default_rng(seed)
+    expected = np.zeros(m)
+    for _ in range(4):
+        rows = bootstrap_rows(y, replicates)
+        assert np.bincount(y[rows].astype(int)).tolist() == np.bincount(y.astype(int)).tolist()
+        assert len(np.unique(rows)) < n  # drawn with replacement
+        expected += np.array(reference_greedy(probs[rows], y[rows], 6, "logloss")) / 6
+    np.testing.assert_allclose(weights, expected / 4, rtol=0, atol=1e-12)
+    assert weights.sum() == pytest.approx(1.0)
+    one = bagged_greedy(probs, y, size=6, bags=1, seed=seed)  # bags=1: plain greedy on every row
+    np.testing.assert_array_equal(one, np.array(reference_greedy(probs, y, 6, "logloss")) / 6)
+
+
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("--bags", "0", "ensemble bags 0, expected a positive integer"),
+        ("--c", "nan", "ensemble c nan, expected a positive finite number (the stack's C)"),
+        ("--c", "-1", "ensemble c -1.0, expected a positive finite number (the stack's C)"),
+    ],
+)
+def test_a_bad_bags_or_stack_c_is_one_line(toy_sweep, capsys, option, value, message):
+    assert zoo_main(["ensemble", str(toy_sweep), option, value]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {message}"
 
 
 # --- fitting on validation rows only -----------------------------------------------------------
@@ -335,6 +368,7 @@ def test_the_hydra_callback_builds_the_ensemble_when_the_multirun_ends(tmp_path,
     verify_run(run_dir)
     record = json.loads((run_dir / "ensemble.json").read_text())
     assert record["method"] == "greedy" and record["size"] == 5
+    assert record["bags"] == 50 and record["bootstrap_seed"] == 0  # conf/ensemble/greedy.yaml's default
     assert sorted(record["candidates"]) == ["0_lr_german_seed0_fold0", "1_dnn_german_seed0_fold0"]
 
 

@@ -22,7 +22,7 @@ from zoo.calibration import CALIBRATION_METHODS, fit_calibrator
 from zoo.config_targets import plain
 from zoo.data.preprocess import library_versions
 from zoo.ensemble.members import ENSEMBLE_FILE, Group, Member, read_groups
-from zoo.ensemble.select import METHODS, SELECTION_METRICS, combine, fit_stack, greedy_selection
+from zoo.ensemble.select import METHODS, SELECTION_METRICS, bagged_greedy, combine, fit_stack
 from zoo.errors import ZooError
 from zoo.explain.card import MODEL_CARD_FILE
 from zoo.manifest import write_manifest
@@ -55,6 +55,8 @@ class EnsembleSettings:
     method: str = "greedy"
     size: int = 25
     metric: str = "logloss"
+    bags: int = 50
+    c: float = 0.01
     calibration: str | None = None
     models: tuple[str, ...] | None = None
 
@@ -67,6 +69,15 @@ class EnsembleSettings:
             )
         if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 1:
             raise ZooError(f"ensemble size {self.size!r}, expected a positive integer")
+        if isinstance(self.bags, bool) or not isinstance(self.bags, int) or self.bags < 1:
+            raise ZooError(f"ensemble bags {self.bags!r}, expected a positive integer")
+        if (
+            isinstance(self.c, bool)
+            or not isinstance(self.c, int | float)
+            or not np.isfinite(self.c)
+            or self.c <= 0
+        ):
+            raise ZooError(f"ensemble c {self.c!r}, expected a positive finite number (the stack's C)")
         if self.calibration is not None and self.calibration not in CALIBRATION_METHODS:
             raise ZooError(
                 f"ensemble calibration {self.calibration!r}, expected null or one of: "
@@ -77,7 +88,7 @@ class EnsembleSettings:
     def from_config(cls, block: Any) -> EnsembleSettings:
         """From the primary config's `ensemble:` block; an unknown key is one line."""
         given = dict(plain(block) or {})
-        known = {"method", "size", "metric", "calibration", "models"}
+        known = {"method", "size", "metric", "bags", "c", "calibration", "models"}
         unknown = sorted(set(given) - known)
         if unknown:
             raise ZooError(
@@ -181,21 +192,31 @@ def fit_group(group: Group, settings: EnsembleSettings) -> tuple[dict[str, Any],
     y = group.members[0].val["label"].to_numpy().astype(np.int64)
     probs = np.stack([m.val["prob"].to_numpy(dtype=np.float64) for m in group.members], axis=1)
     if settings.method == "greedy":
-        counts = greedy_selection(probs, y, size=settings.size, metric=settings.metric)
-        chosen = [(m, int(c)) for m, c in zip(group.members, counts, strict=True) if c > 0]
-        weights = [c / settings.size for _, c in chosen]
+        all_weights = bagged_greedy(
+            probs, y, size=settings.size, metric=settings.metric, bags=settings.bags, seed=_seed(group)
+        )
+        kept = all_weights > 0
+        weights = all_weights[kept].tolist()
         fitted = {
-            "members": [(m, w, {"count": c}) for (m, c), w in zip(chosen, weights, strict=True)],
+            "members": [
+                (m, w, {"count": round(w * settings.size)} if settings.bags == 1 else {})
+                for m, w in zip(itertools.compress(group.members, kept), weights, strict=True)
+            ],
             "intercept": 0.0,
         }
-        val_prob = combine("greedy", weights, probs[:, counts > 0])
+        val_prob = combine("greedy", weights, probs[:, kept])
     else:
-        stack, val_prob = fit_stack(probs, y, seed=int(group.split_seed or 0))
+        stack, val_prob = fit_stack(probs, y, seed=_seed(group), c=float(settings.c))
         fitted = {
             "members": [(m, w, {}) for m, w in zip(group.members, stack["coefficients"], strict=True)],
             "intercept": stack["intercept"],
         }
     return fitted, val_prob
+
+
+def _seed(group: Group) -> int:
+    """The seed of the group's resampling (greedy's bootstrap replicates, the stack's folds)."""
+    return int(group.split_seed or 0)
 
 
 def write_ensemble(group: Group, settings: EnsembleSettings, run_dir: Path) -> Built:
@@ -332,9 +353,11 @@ def _ensemble_record(
         "members": members,
     }
     if settings.method == "greedy":
-        record.update(size=settings.size, metric=settings.metric)
+        record.update(size=settings.size, metric=settings.metric, bags=settings.bags)
+        if settings.bags > 1:
+            record["bootstrap_seed"] = _seed(group)
     else:
-        record["intercept"] = float(fitted["intercept"])
+        record.update(c=float(settings.c), intercept=float(fitted["intercept"]))
     return record
 
 
@@ -346,7 +369,9 @@ def _config(group: Group, settings: EnsembleSettings) -> Any:
     # take each fold's ensemble for a variant of its own (zoo/leaderboard/collect.py _variants).
     model: dict[str, Any] = {"name": f"{MODEL_PREFIX}{settings.method}"}
     if settings.method == "greedy":
-        model.update(size=settings.size, metric=settings.metric)
+        model.update(size=settings.size, metric=settings.metric, bags=settings.bags)
+    else:
+        model["c"] = float(settings.c)
     return OmegaConf.create(
         {
             "model": model,
@@ -361,6 +386,20 @@ def _config(group: Group, settings: EnsembleSettings) -> Any:
     )
 
 
+def _greedy_text(settings: EnsembleSettings) -> str:
+    """How a greedy ensemble was fitted, in a clause of the model card."""
+    steps = (
+        f"greedy ensemble selection with replacement (Caruana et al. 2004), {settings.size} steps on "
+        f"validation {settings.metric}"
+    )
+    if settings.bags == 1:
+        return f"{steps}; probabilities averaged with weights count/{settings.size}"
+    return (
+        f"{steps}, on each of {settings.bags} stratified bootstrap replicates of the validation rows; "
+        f"probabilities averaged with weights the mean over replicates of count/{settings.size}"
+    )
+
+
 def _model_card(
     group: Group,
     settings: EnsembleSettings,
@@ -370,11 +409,10 @@ def _model_card(
 ) -> str:
     """A short model card: what the ensemble is, its members and weights, val/test figures."""
     how = (
-        f"greedy ensemble selection with replacement (Caruana et al. 2004), {settings.size} steps on "
-        f"validation {settings.metric}; probabilities averaged with weights count/{settings.size}"
+        _greedy_text(settings)
         if settings.method == "greedy"
-        else "logistic regression on the members' logits, cross-fitted on the validation rows "
-        "(validation figures are out of fold)"
+        else f"logistic regression (C={settings.c:g}) on the members' logits, cross-fitted on the "
+        "validation rows (validation figures are out of fold)"
     )
     lines = [
         f"# {result['model']} on {group.dataset}",

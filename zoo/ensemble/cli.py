@@ -44,8 +44,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("sweep_dir", type=Path, help="a multirun directory of zoo-train runs")
     parser.add_argument("--models", help="comma-separated models to ensemble (default: every model)")
     parser.add_argument("--method", choices=METHODS, default="greedy")
-    parser.add_argument("--size", type=int, default=25, help="greedy selection steps (default 25)")
-    parser.add_argument("--metric", choices=SELECTION_METRICS, default="logloss", help="greedy's metric")
+    defaults = EnsembleSettings()
+    parser.add_argument(
+        "--size", type=int, default=defaults.size, help=f"greedy selection steps (default {defaults.size})"
+    )
+    parser.add_argument(
+        "--metric", choices=SELECTION_METRICS, default=defaults.metric, help="greedy's metric"
+    )
+    parser.add_argument(
+        "--bags",
+        type=int,
+        default=defaults.bags,
+        help=f"greedy runs on bootstrap replicates of the validation rows, averaged (default "
+        f"{defaults.bags}; 1: one run on every row)",
+    )
+    parser.add_argument(
+        "--c",
+        type=float,
+        default=defaults.c,
+        help=f"the stack's inverse L2 strength (scikit-learn's C; default {defaults.c:g})",
+    )
     parser.add_argument("--calibration", choices=("platt", "isotonic"), help="fitted on validation rows")
     parser.add_argument(
         "--out", type=Path, help="where the ensemble runs go (default SWEEP_DIR/ensembles, or -2, -3...)"
@@ -59,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
                 method=args.method,
                 size=args.size,
                 metric=args.metric,
+                bags=args.bags,
+                c=args.c,
                 calibration=args.calibration,
                 models=models,
             )

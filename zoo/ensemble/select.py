@@ -1,6 +1,7 @@
 """Fitting an ensemble on validation predictions: greedy selection with replacement (Caruana et
-al. 2004, as AutoGluon's EnsembleSelection) and a cross-fitted logistic-regression stack, and the
-one function that combines members' probabilities with what was fitted."""
+al. 2004, as AutoGluon's EnsembleSelection), bagged over bootstrap replicates of the validation
+rows, and a cross-fitted logistic-regression stack; and the one function that combines members'
+probabilities with what was fitted."""
 
 from __future__ import annotations
 
@@ -68,6 +69,42 @@ def greedy_selection(probs: np.ndarray, y: np.ndarray, *, size: int, metric: str
     return counts
 
 
+def bootstrap_rows(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Row indices (int64[N]) of a stratified bootstrap replicate: each class's rows drawn with
+    replacement as many times as that class has rows, so every replicate holds both classes."""
+    labels = np.asarray(y)
+    parts = []
+    for cls in np.unique(labels):
+        rows = np.flatnonzero(labels == cls)
+        parts.append(rows[rng.integers(0, len(rows), len(rows))])
+    return np.sort(np.concatenate(parts))
+
+
+def bagged_greedy(
+    probs: np.ndarray, y: np.ndarray, *, size: int, metric: str = "logloss", bags: int = 1, seed: int = 0
+) -> np.ndarray:
+    """Weights (float64[M], summing to 1) of greedy selection bagged over the validation rows: the
+    mean of counts / size over `bags` stratified bootstrap replicates (seeded by `seed`) of the
+    rows; `bags=1` is plain greedy selection on every row.
+
+    Why: one greedy run chases the noise of a small validation split, more so as candidates grow
+    (on the benchmark suite 21 candidates and 160 validation rows lost 0.013 test AUC to the best
+    single model); averaging over replicates shrinks the weights toward what holds on resampled
+    rows (docs/ensembles.md, "Bagged selection")."""
+    if isinstance(bags, bool) or not isinstance(bags, int | np.integer) or bags < 1:
+        raise ZooError(f"--bags={bags!r}, expected a positive integer")
+    matrix = np.asarray(probs, dtype=np.float64)
+    labels = np.asarray(y)
+    if bags == 1:
+        return greedy_selection(matrix, labels, size=size, metric=metric) / size
+    rng = np.random.default_rng(seed)
+    weights = np.zeros(matrix.shape[1])
+    for _ in range(bags):
+        rows = bootstrap_rows(labels, rng)
+        weights += greedy_selection(matrix[rows], labels[rows], size=size, metric=metric) / size
+    return weights / bags
+
+
 def logits(probs: np.ndarray) -> np.ndarray:
     clipped = np.clip(np.asarray(probs, dtype=np.float64), LOGIT_EPS, 1 - LOGIT_EPS)
     return np.log(clipped) - np.log1p(-clipped)
@@ -77,10 +114,13 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * z))  # without overflow
 
 
-def fit_stack(probs: np.ndarray, y: np.ndarray, *, seed: int = 0) -> tuple[dict[str, Any], np.ndarray]:
+def fit_stack(
+    probs: np.ndarray, y: np.ndarray, *, seed: int = 0, c: float = 0.01
+) -> tuple[dict[str, Any], np.ndarray]:
     """A logistic regression on the members' validation logits, cross-fitted: each validation row's
     probability comes from the model fitted on the other folds (out of fold), and the stack kept
-    is the mean of the fold models (a mean of logits: one logistic regression). Returns
+    is the mean of the fold models (a mean of logits: one logistic regression). `c` is the inverse
+    L2 strength (scikit-learn's C, on the summed log-loss). Returns
     ({"intercept", "coefficients"}, out-of-fold probabilities float64[N])."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
@@ -96,7 +136,7 @@ def fit_stack(probs: np.ndarray, y: np.ndarray, *, seed: int = 0) -> tuple[dict[
     out_of_fold = np.zeros(len(labels))
     coefficients, intercepts = [], []
     for fit_rows, held_rows in folds.split(features, labels):
-        model = LogisticRegression(C=1.0, max_iter=1000).fit(features[fit_rows], labels[fit_rows])
+        model = LogisticRegression(C=c, max_iter=1000).fit(features[fit_rows], labels[fit_rows])
         out_of_fold[held_rows] = model.predict_proba(features[held_rows])[:, 1]
         coefficients.append(model.coef_[0])
         intercepts.append(model.intercept_[0])
