@@ -43,6 +43,7 @@ from zoo.ensemble.build import EnsembleSettings, build_ensembles  # noqa: E402
 from zoo.leaderboard.collect import TestPredictions  # noqa: E402
 from zoo.leaderboard.stats import LEVEL, _paired_test  # noqa: E402
 from zoo.manifest import seal_problem  # noqa: E402
+from zoo.resume import Terminated  # noqa: E402
 from zoo.stats import _normal_test  # noqa: E402
 from zoo.train import train  # noqa: E402
 
@@ -66,6 +67,8 @@ def train_set(dataset: str, args: argparse.Namespace) -> Path:
             started = time.perf_counter()
             try:
                 result = train(parity.compose_cfg(overrides), run_dir)
+            except Terminated:
+                raise  # a stopped benchmark stops; it is not a failing entry
             except Exception as err:  # a benchmark reports a failing entry and goes on
                 print(f"{dataset:<22} fold {k} {model:<18} failed: {type(err).__name__}: {err}", flush=True)
                 continue

@@ -55,6 +55,7 @@ from zoo.data.sources import load_frame
 from zoo.data.validate import resolve_target
 from zoo.metrics import compute_metrics
 from zoo.outputs import PREDICTIONS_FILE
+from zoo.resume import Terminated
 from zoo.train import config_dir, train
 
 DATASETS = ("german", "credit_data", "synthetic_trees")
@@ -522,6 +523,8 @@ def run_all(args: argparse.Namespace, models: list[str]) -> list[dict[str, Any]]
                 started = time.perf_counter()
                 try:
                     metrics, note = runners[m](ds, fold, k)
+                except Terminated:
+                    raise  # a stopped benchmark stops; it is not a failing entry
                 except Exception as err:  # a benchmark reports a failing model and goes on
                     metrics = {"auc": math.nan, "brier": math.nan, "logloss": math.nan}
                     note = f"failed: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
