@@ -3,12 +3,13 @@
 Per set of the suite (benchmarks/suite.py: SUITE) and fold, every model is trained on the same
 rows (the suite's overrides: `data.n_folds=N data.fold=k seed=s`, explanations at their cheapest)
 into one sweep directory per set; then `zoo ensemble` builds, on validation predictions only,
-the greedy ensemble of all the models and the greedy ensemble of the three papers' models
-(afcc, wide_deep_cross, attention_rules). Printed per set: test AUC and Brier (mean over folds) of
+the greedy ensemble and the stack of all the models, and the greedy ensemble of the three papers'
+models (afcc, wide_deep_cross, attention_rules), at conf/ensemble's settings. Printed per set:
+test AUC and Brier (mean over folds) of
 
 - the best single model, chosen on mean validation AUC (never on test),
 - CatBoost (the zoo's catboost),
-- the greedy ensemble of every model trained, and the papers-only ensemble,
+- the greedy ensemble and the stack of every model trained, and the papers-only ensemble,
 
 with DeLong's test of each ensemble against the best single model and against CatBoost, combined
 over folds as the leaderboard does (z = mean Δ / mean se), and the members chosen most often.
@@ -80,8 +81,9 @@ def train_set(dataset: str, args: argparse.Namespace) -> Path:
     return sweep
 
 
-def ensembles(sweep: Path, name: str, models: tuple[str, ...]) -> dict[int, Any]:
-    """The greedy ensemble of `models` per fold, written to `sweep/ensembles_<name>/`: {fold: Built}."""
+def ensembles(sweep: Path, name: str, models: tuple[str, ...], method: str = "greedy") -> dict[int, Any]:
+    """The `method` ensemble of `models` per fold, at conf/ensemble's defaults, written to
+    `sweep/ensembles_<name>/`: {fold: Built}."""
     out = sweep / f"ensembles_{name}"
     if out.exists():  # a rerun builds them afresh: ensemble runs are cheap
         import shutil
@@ -89,7 +91,7 @@ def ensembles(sweep: Path, name: str, models: tuple[str, ...]) -> dict[int, Any]
         shutil.rmtree(out)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        built = build_ensembles(sweep, EnsembleSettings(method="greedy", models=models), out)
+        built = build_ensembles(sweep, EnsembleSettings(method=method, models=models), out)
     return {int(b.group.fold): b for b in built}
 
 
@@ -139,12 +141,20 @@ def report(dataset: str, sweep: Path, args: argparse.Namespace) -> list[str]:
     if "catboost" in complete:
         entries["catboost"] = complete["catboost"]
     chosen: Counter[str] = Counter()
-    for name, models in (("all", tuple(complete)), ("papers", tuple(m for m in PAPERS if m in complete))):
+    every, papers = tuple(complete), tuple(m for m in PAPERS if m in complete)
+    for method, name, models in (
+        ("greedy", "all", every),
+        ("stack", "all", every),
+        ("greedy", "papers", papers),
+    ):
         if len(models) < 2:
             continue
-        built = {k: b for k, b in ensembles(sweep, name, models).items() if k in folds}
-        entries[f"greedy ensemble ({name}: {len(models)} models)"] = {k: b.run_dir for k, b in built.items()}
-        if name == "all":
+        label = name if method == "greedy" else f"{method}_{name}"
+        built = {k: b for k, b in ensembles(sweep, label, models, method).items() if k in folds}
+        entries[f"{method} ensemble ({name}: {len(models)} models)"] = {
+            k: b.run_dir for k, b in built.items()
+        }
+        if label == "all":
             for b in built.values():
                 record = json.loads((b.run_dir / "ensemble.json").read_text())
                 chosen.update({m["model"]: m["weight"] for m in record["members"]})

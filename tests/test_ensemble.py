@@ -442,3 +442,13 @@ def test_two_ensembles_built_at_once_on_one_sweep_go_to_two_folders(toy_sweep, m
     methods = {json.loads((b.run_dir / "ensemble.json").read_text())["method"] for b in built}
     assert methods == {"greedy", "stack"}
     assert not any((b.run_dir / LOCK_FILE).exists() for b in built)
+
+
+@pytest.mark.parametrize("method", ["greedy", "stack"])
+def test_the_ensemble_configs_and_the_command_line_share_their_defaults(method):
+    """conf/ensemble/<method>.yaml is the source of the settings; `zoo ensemble`'s defaults (those
+    of EnsembleSettings) must not drift from it."""
+    from zoo.train import config_dir
+
+    block = OmegaConf.load(Path(config_dir()) / "ensemble" / f"{method}.yaml")["ensemble"]
+    assert EnsembleSettings.from_config(block) == EnsembleSettings(method=method)
