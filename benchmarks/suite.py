@@ -46,7 +46,7 @@ from zoo.manifest import seal_problem  # noqa: E402
 from zoo.metrics import compute_metrics  # noqa: E402
 from zoo.outputs import METRICS_FILE, PREDICTIONS_FILE  # noqa: E402
 from zoo.resume import Terminated  # noqa: E402
-from zoo.run_state import current_state  # noqa: E402
+from zoo.run_state import LOCK_FILE, current_state, run_lock  # noqa: E402
 from zoo.train import train  # noqa: E402
 
 SUITE = (
@@ -115,12 +115,19 @@ def run_zoo(
             result = json.loads((run_dir / METRICS_FILE).read_text())  # a sealed kept run: reused
         else:
             if keep is not None and run_dir.exists():
-                if current_state(run_dir) is None:
-                    raise RuntimeError(
-                        f"--keep-runs: {run_dir} exists and holds no run; expected a new directory "
-                        "or a run this benchmark left unfinished"
-                    )
-                shutil.rmtree(run_dir)  # a run this benchmark left unfinished (killed, failed)
+                # Under the run's lock: a run another suite process is writing (overlapping
+                # shards) is refused in one line, never deleted; train() takes the lock again.
+                with run_lock(run_dir):
+                    if current_state(run_dir) is None:
+                        raise RuntimeError(
+                            f"--keep-runs: {run_dir} exists and holds no run; expected a new "
+                            "directory or a run this benchmark left unfinished"
+                        )
+                    for child in run_dir.iterdir():  # a run this benchmark left unfinished
+                        if child.is_dir():
+                            shutil.rmtree(child)
+                        elif child.name != LOCK_FILE:
+                            child.unlink()
             result = train(cfg, run_dir)
         predictions = pd.read_parquet(run_dir / PREDICTIONS_FILE)
     test = predictions.loc[predictions["split"] == "test"]
