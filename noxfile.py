@@ -32,7 +32,7 @@ def _install(session: nox.Session, *extras: str) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Unit and integration tests on CPU, tiny data, no slow or GPU tests (about 7 minutes on 2 cores).
+    """Unit and integration tests on CPU, tiny data, no slow or GPU tests (about 6 minutes on 2 cores).
 
     One pytest-xdist worker per core (at most 4), each test file whole on one worker so that its
     module fixtures are built once; one torch thread per worker, so workers do not oversubscribe.
