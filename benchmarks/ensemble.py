@@ -59,15 +59,22 @@ def train_set(dataset: str, args: argparse.Namespace) -> Path:
     for k in range(args.from_fold, args.folds):
         for model in args.models:
             run_dir = sweep / f"{model}_{dataset}_fold{k}"  # as suite.py --keep-runs keeps them
-            if run_dir.is_dir() and seal_problem(run_dir) is None:
-                continue
             overrides = parity.zoo_overrides(
                 model, dataset, args.n_folds, k, args.seed, [*suite.QUICK, *suite.model_overrides(model, [])]
             )
+            cfg = parity.compose_cfg(overrides)
+            if run_dir.is_dir() and seal_problem(run_dir) is None:
+                changed = suite.kept_settings_changed(run_dir, cfg)
+                if changed:  # a default changed since: its figures, and the ensembles', are not today's
+                    sys.exit(
+                        f"error: {run_dir} was trained with other settings ({changed}); use a new "
+                        "--work folder, or remove that run to train it again"
+                    )
+                continue
             torch.manual_seed(args.seed)
             started = time.perf_counter()
             try:
-                result = train(parity.compose_cfg(overrides), run_dir)
+                result = train(cfg, run_dir)
             except Terminated:
                 raise  # a stopped benchmark stops; it is not a failing entry
             except Exception as err:  # a benchmark reports a failing entry and goes on

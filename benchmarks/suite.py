@@ -44,7 +44,7 @@ import parity  # noqa: E402  (benchmarks/ is a folder of scripts, not a package)
 
 from zoo.manifest import seal_problem  # noqa: E402
 from zoo.metrics import compute_metrics  # noqa: E402
-from zoo.outputs import METRICS_FILE, PREDICTIONS_FILE  # noqa: E402
+from zoo.outputs import CONFIG_FILE, METRICS_FILE, PREDICTIONS_FILE  # noqa: E402
 from zoo.resume import Terminated  # noqa: E402
 from zoo.run_state import LOCK_FILE, current_state, run_lock  # noqa: E402
 from zoo.train import train  # noqa: E402
@@ -93,6 +93,33 @@ def model_overrides(model: str, extra: list[str]) -> list[str]:
     return out
 
 
+#: The config blocks a kept run must share with the suite's composed config to be reused.
+SETTINGS = ("seed", "data", "dataset", "model", "optim", "trainer", "early_stopping", "start_at_base_rate")
+
+
+def kept_settings_changed(run_dir: Path, cfg: Any) -> str | None:
+    """The first setting (`key: kept != now`) in which a kept run's config.yaml differs from the
+    config the suite composes now, or None: a default changed since the run was kept must not be
+    read as today's figure."""
+    from omegaconf import OmegaConf
+
+    kept = OmegaConf.to_container(OmegaConf.load(run_dir / CONFIG_FILE), resolve=True)
+    now = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(kept, dict) and isinstance(now, dict)
+
+    def flat(value: Any, prefix: str) -> dict[str, Any]:
+        if isinstance(value, dict):
+            return {k: v for key, item in value.items() for k, v in flat(item, f"{prefix}.{key}").items()}
+        return {prefix: value}
+
+    for block in SETTINGS:
+        was, is_ = flat(kept.get(block), block), flat(now.get(block), block)
+        for key in sorted(set(was) | set(is_)):
+            if was.get(key) != is_.get(key):
+                return f"{key}: {was.get(key)!r} != {is_.get(key)!r}"
+    return None
+
+
 def run_zoo(
     model: str,
     dataset: str,
@@ -112,6 +139,12 @@ def run_zoo(
     with tempfile.TemporaryDirectory(prefix="suite-") as tmp:
         run_dir = Path(tmp) / "run" if keep is None else keep / dataset / f"{model}_{dataset}_fold{k}"
         if keep is not None and run_dir.exists() and seal_problem(run_dir) is None:
+            changed = kept_settings_changed(run_dir, cfg)
+            if changed:
+                raise RuntimeError(
+                    f"--keep-runs: {run_dir} was trained with other settings ({changed}); use a new "
+                    "--keep-runs folder, or remove that run to train it again"
+                )
             result = json.loads((run_dir / METRICS_FILE).read_text())  # a sealed kept run: reused
         else:
             if keep is not None and run_dir.exists():
