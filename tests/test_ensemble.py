@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 from zoo.cli import main as zoo_main
 from zoo.ensemble import build as build_module
 from zoo.ensemble.build import EnsembleSettings, build_ensembles
-from zoo.ensemble.select import bagged_greedy, bootstrap_rows, greedy_selection
+from zoo.ensemble.select import bagged_greedy, bootstrap_rows, greedy_selection, replicate_seeds
 from zoo.errors import ZooError
 from zoo.leaderboard import collect_runs
 from zoo.manifest import verify_run, write_manifest
@@ -150,10 +150,9 @@ def test_bagged_greedy_is_the_mean_of_the_reference_loop_over_stratified_bootstr
     y = (rng.uniform(size=n) < 0.3).astype(np.float64)
     probs = np.clip(0.3 + 0.3 * (y[:, None] - 0.3) + rng.normal(0, 0.2, (n, m)), 0.01, 0.99)
     weights = bagged_greedy(probs, y, size=6, bags=4, seed=seed)
-    replicates = np.random.default_rng(seed)
     expected = np.zeros(m)
-    for _ in range(4):
-        rows = bootstrap_rows(y, replicates)
+    for seeds in replicate_seeds(seed, 4):
+        rows = bootstrap_rows(y, np.random.default_rng(seeds))
         assert np.bincount(y[rows].astype(int)).tolist() == np.bincount(y.astype(int)).tolist()
         assert len(np.unique(rows)) < n  # drawn with replacement
         expected += np.array(reference_greedy(probs[rows], y[rows], 6, "logloss")) / 6
@@ -161,6 +160,20 @@ def test_bagged_greedy_is_the_mean_of_the_reference_loop_over_stratified_bootstr
     assert weights.sum() == pytest.approx(1.0)
     one = bagged_greedy(probs, y, size=6, bags=1, seed=seed)  # bags=1: plain greedy on every row
     np.testing.assert_array_equal(one, np.array(reference_greedy(probs, y, 6, "logloss")) / 6)
+
+
+def test_bagged_greedy_gives_the_same_weights_on_one_thread_or_several(monkeypatch):
+    from zoo.data.threads import PARALLEL_ROWS, THREADS_ENV
+
+    rng = np.random.default_rng(5)
+    n, m = PARALLEL_ROWS, 4  # enough rows for the replicates to go to threads
+    y = (rng.uniform(size=n) < 0.2).astype(np.float64)
+    probs = np.clip(0.2 + 0.2 * (y[:, None] - 0.2) + rng.normal(0, 0.2, (n, m)), 0.01, 0.99)
+    weights = {}
+    for threads in ("1", "2"):
+        monkeypatch.setenv(THREADS_ENV, threads)
+        weights[threads] = bagged_greedy(probs, y, size=5, bags=4, seed=1)
+    np.testing.assert_array_equal(weights["1"], weights["2"])
 
 
 @pytest.mark.parametrize(
