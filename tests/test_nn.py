@@ -252,6 +252,35 @@ def test_piecewise_linear_embedding_accepts_quantile_edges_with_duplicates() -> 
     assert embed(numeric(4, 2)).shape == (4, 2, 3)
 
 
+@pytest.mark.parametrize(("version", "activation"), [("A", False), ("A", True), ("B", False), ("B", True)])
+def test_piecewise_linear_lookup_equals_rtdl(version: str, activation: bool) -> None:
+    # The lookup computes rtdl's encoding-times-weights product: the same outputs and gradients,
+    # on fields of one, two and many bins, below the first edge, above the last and on edges.
+    import rtdl_num_embeddings
+
+    from zoo.nn.numeric import PiecewiseLinearEmbeddings
+
+    gen = torch.Generator().manual_seed(3)
+    edges = [[0.0, 1.0], [-1.0, 0.0, 2.0], torch.linspace(-3, 3, 49), [-2.0, -1.5, 0.0, 0.1, 5.0]]
+    bins = bins_from_edges(edges)
+    fast = PiecewiseLinearEmbeddings(bins, 5, activation=activation, version=version)  # type: ignore[arg-type]
+    nn.init.normal_(fast.linear.weight, generator=gen)  # version B starts the piecewise part at 0
+    ref = rtdl_num_embeddings.PiecewiseLinearEmbeddings(bins, 5, activation=activation, version=version)
+    ref.load_state_dict(fast.state_dict())  # the same keys: checkpoints move between the two
+    x = torch.randn(300, 4, generator=gen) * 3
+    x[0] = torch.tensor([b[0] for b in bins])
+    x[1] = torch.tensor([b[-1] for b in bins])
+    x[2] = torch.tensor([b[len(b) // 2] for b in bins])
+    x[3] = torch.tensor([-50.0, 50.0, -50.0, 50.0])
+    out_fast, out_ref = fast(x), ref(x)
+    torch.testing.assert_close(out_fast, out_ref, rtol=1e-5, atol=1e-5)
+    weights = torch.randn(out_ref.shape, generator=gen)
+    grads_fast = torch.autograd.grad((out_fast * weights).sum(), list(fast.parameters()))
+    grads_ref = torch.autograd.grad((out_ref * weights).sum(), list(ref.parameters()))
+    for g_fast, g_ref in zip(grads_fast, grads_ref, strict=True):
+        torch.testing.assert_close(g_fast, g_ref, rtol=1e-4, atol=1e-4)
+
+
 def test_mlp_layers_are_named_and_validated() -> None:
     mlp = MLP(5, [8, 4], dropout=0.2, d_out=1, batch_norm=True)
     names = [name for name, _ in mlp.net.named_children()]
