@@ -12,7 +12,8 @@ test AUC and Brier (mean over folds) of
 - the greedy ensemble and the stack of every model trained, and the papers-only ensemble,
 
 with DeLong's test of each ensemble against the best single model and against CatBoost, combined
-over folds as the leaderboard does (z = mean Δ / mean se), and the members chosen most often.
+over folds as the leaderboard does (the folds' test rows are disjoint, so z = mean Δ / (sqrt(Σ se²) /
+folds)), and the members chosen most often.
 A benchmark, not a test: it asserts only that every entry saw the same rows.
 
     python benchmarks/ensemble.py --datasets german credit_data --folds 2 \\
@@ -42,10 +43,9 @@ import suite  # noqa: E402
 
 from zoo.ensemble.build import EnsembleSettings, build_ensembles  # noqa: E402
 from zoo.leaderboard.collect import TestPredictions  # noqa: E402
-from zoo.leaderboard.stats import LEVEL, _paired_test  # noqa: E402
+from zoo.leaderboard.stats import _disjoint, _paired_test, combine_paired  # noqa: E402
 from zoo.manifest import seal_problem  # noqa: E402
 from zoo.resume import Terminated  # noqa: E402
-from zoo.stats import _normal_test  # noqa: E402
 from zoo.train import train  # noqa: E402
 
 PAPERS = ("afcc", "wide_deep_cross", "attention_rules")
@@ -130,9 +130,8 @@ def delong_over_folds(ours: dict[int, Path], theirs: dict[int, Path], prediction
     tests = [t for t in tests if t is not None]
     if not tests:
         return "—"
-    combined = _normal_test(
-        float(np.mean([t["diff"] for t in tests])), float(np.mean([t["se"] for t in tests])), LEVEL
-    )
+    independent = _disjoint([t["rows"] for t in tests])  # the folds of one split: always
+    combined = combine_paired([t["diff"] for t in tests], [t["se"] for t in tests], independent=independent)
     interval = f"[{combined['diff_lo']:+.4f}, {combined['diff_hi']:+.4f}]"
     return f"{combined['diff']:+.4f} {interval} p={combined['p_value']:.3g}"
 

@@ -478,8 +478,9 @@ def scored_sweep(root: Path, *, folds: bool = False) -> dict:
     rng = np.random.default_rng(0)
     keys = [(0, f) for f in range(3)] if folds else [(0, None), (1, None)]
     written = {}
-    for seed, fold in keys:
-        rows = rng.choice(5000, size=300, replace=False)
+    partition = rng.permutation(5000)  # the folds of one split share no test row; seeds' draws may
+    for i, (seed, fold) in enumerate(keys):
+        rows = partition[300 * i : 300 * (i + 1)] if folds else rng.choice(5000, size=300, replace=False)
         labels = (rng.random(300) < 0.3).astype(int)
         signal = labels * 1.5 + rng.normal(size=300)
         scores = {
@@ -663,6 +664,46 @@ def test_html_report_is_self_contained_with_tables_and_images(tmp_path: Path) ->
     assert page.count("<table>") == 4  # summary, combined and per-run comparisons, failed jobs
     assert "<td>weak</td>" in page and "boom &lt;b&gt;" in page
     assert "beats weak (p &lt; 0.05)" in page
+
+
+def test_disjoint_folds_combine_as_independent_differences(tmp_path: Path) -> None:
+    # The folds of one split: se of the mean difference is sqrt(sum se_i^2) / k. Seeds whose test
+    # rows overlap keep the bound mean(se_i).
+    scored_sweep(tmp_path / "cv", folds=True)
+    scored_sweep(tmp_path / "seeds")
+    for root, independent in ((tmp_path / "cv", True), (tmp_path / "seeds", False)):
+        comparisons = write_leaderboard(root, ["auc"]).comparisons
+        assert comparisons is not None
+        for model, group in comparisons.per_run.groupby("model"):
+            ses = group["se"].to_numpy()
+            expected = np.sqrt(np.sum(ses**2)) / len(ses) if independent else ses.mean()
+            row = comparisons.combined.set_index("model").loc[model]
+            assert row["combined_as"] == ("independent" if independent else "conservative")
+            assert row["z"] == pytest.approx(group["diff"].mean() / expected, rel=1e-9)
+            assert row["diff_hi"] - row["diff_lo"] == pytest.approx(2 * 1.959964 * expected, rel=1e-6)
+
+
+def test_combined_folds_reject_a_true_null_at_the_nominal_rate() -> None:
+    # Two equally good scorers on five disjoint folds of 200 rows, 400 times: the independent
+    # combination rejects about 5% of the time; the bound mean(se_i) almost never (too wide).
+    from zoo.leaderboard.stats import combine_paired
+    from zoo.stats import delong_test
+
+    rng = np.random.default_rng(5)
+    rejected = {True: 0, False: 0}
+    trials = 400
+    for _ in range(trials):
+        diffs, ses = [], []
+        for _ in range(5):
+            labels = (rng.random(200) < 0.3).astype(int)
+            signal = labels * 1.0 + rng.normal(size=200)
+            test = delong_test(labels, signal + rng.normal(size=200), signal + rng.normal(size=200))
+            diffs.append(test["diff"])
+            ses.append((test["diff_hi"] - test["diff_lo"]) / (2 * 1.959964))
+        for independent in (True, False):
+            rejected[independent] += combine_paired(diffs, ses, independent=independent)["p_value"] < 0.05
+    assert 0.025 <= rejected[True] / trials <= 0.085, rejected
+    assert rejected[False] / trials < 0.01, rejected
 
 
 def test_folds_are_counted_as_folds(tmp_path: Path) -> None:

@@ -149,6 +149,7 @@ class Comparisons:
 PER_RUN_COLUMNS = ["dataset", "model", "reference", "seed", "fold", "n_rows", "auc", "reference_auc"]
 PER_RUN_COLUMNS += ["diff", "diff_lo", "diff_hi", "se", "z", "p_value"]
 COMBINED_COLUMNS = ["dataset", "model", "reference", "n_runs", "diff", "diff_lo", "diff_hi", "z", "p_value"]
+COMBINED_COLUMNS += ["combined_as"]
 
 
 def compare(
@@ -165,15 +166,17 @@ def compare(
 
     Runs pair by dataset, seed and fold; their test predictions join on `row`; DeLong's test gives
     the AUC difference (model - reference), its interval, z and p. The runs of a pair combine as
-    z = mean(diff) / mean(se), interval mean(diff) ± z_crit·mean(se): since the sd of a mean is at
-    most the mean of the sds, this holds whatever the overlap of the runs' test sets (seeds that
-    re-split one data set share rows), and is conservative for disjoint folds.
+    z = mean(diff) / se, interval mean(diff) ± z_crit·se. When no test row is in two of the runs
+    (the folds of one k-fold split) the differences are independent and se = sqrt(sum se_i^2) / k,
+    the sd of their mean. Otherwise (seeds that re-split one data set share rows) se = mean(se_i),
+    which bounds the sd of a mean whatever the overlap. `combined_as` says which.
     """
     runs = _with_keys(runs)
     summary = summary.assign(label=[model_label(row) for row in summary.to_dict("records")])
     runs = runs.assign(label=[model_label(row) for row in runs.to_dict("records")])
     references, chosen_by = _references(runs, summary, reference)
     rows = []
+    test_rows: dict[tuple[str, str], list[np.ndarray]] = {}
     for dataset, ref_label in references.items():
         in_dataset = runs[runs["dataset"] == dataset]
         ref_runs = _by_replicate(in_dataset[in_dataset["label"] == ref_label])
@@ -185,6 +188,7 @@ def compare(
                     continue
                 result = _paired_test(run["run_dir"], ref_runs[key]["run_dir"], predictions)
                 if result is not None:
+                    test_rows.setdefault((dataset, label), []).append(result.pop("rows"))
                     rows.append({"dataset": dataset, "model": label, "reference": ref_label, **result})
                     rows[-1].update(seed=run["seed"], fold=run["fold"])
     missing = len(predictions.missing)
@@ -196,7 +200,8 @@ def compare(
             stacklevel=2,
         )
     per_run = pd.DataFrame(rows, columns=PER_RUN_COLUMNS)
-    combined = _combine(per_run, summary)
+    disjoint = {key: _disjoint(arrays) for key, arrays in test_rows.items()}
+    combined = _combine(per_run, summary, disjoint)
     return Comparisons(per_run=per_run, combined=combined, references=references, chosen_by=chosen_by)
 
 
@@ -280,16 +285,37 @@ def _paired_test(run_dir: str, ref_dir: str, predictions: TestPredictions) -> di
         "se": (result["diff_hi"] - result["diff_lo"]) / (2 * zcrit),
         "z": result["z"],
         "p_value": result["p_value"],
+        "rows": both["row"].to_numpy(),
     }
 
 
-def _combine(per_run: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
-    """One row per (dataset, model): mean diff, mean(se)-based interval, z and p (see compare)."""
+def _disjoint(row_sets: list[np.ndarray]) -> bool:
+    """Whether no row id is in two of the arrays (the test folds of one k-fold split)."""
+    everything = np.concatenate(row_sets)
+    return len(np.unique(everything)) == len(everything)
+
+
+def combine_paired(diffs: Sequence[float], ses: Sequence[float], *, independent: bool) -> dict[str, float]:
+    """The mean of paired AUC differences with its interval, z and p: se = sqrt(sum se_i^2) / n when
+    the runs' test rows are disjoint (independent differences), else mean(se_i), a bound that holds
+    whatever the overlap."""
+    se_array = np.asarray(ses, dtype=float)
+    se = float(np.sqrt(np.sum(se_array**2)) / len(se_array)) if independent else float(se_array.mean())
+    return _normal_test(float(np.mean(diffs)), se, LEVEL)
+
+
+def _combine(
+    per_run: pd.DataFrame, summary: pd.DataFrame, disjoint: dict[tuple[str, str], bool]
+) -> pd.DataFrame:
+    """One row per (dataset, model): mean diff, its se, interval, z and p (see compare)."""
     rows = []
     for (dataset, label, ref), group in per_run.groupby(["dataset", "model", "reference"], sort=False):
-        diff, se = float(group["diff"].mean()), float(group["se"].mean())
-        test = _normal_test(diff, se, LEVEL)
-        rows.append({"dataset": dataset, "model": label, "reference": ref, "n_runs": len(group), **test})
+        independent = disjoint.get((dataset, label), False)
+        test = combine_paired(group["diff"], group["se"], independent=independent)
+        rows.append(
+            {"dataset": dataset, "model": label, "reference": ref, "n_runs": len(group), **test}
+            | {"combined_as": "independent" if independent else "conservative"}
+        )
     combined = pd.DataFrame(rows, columns=COMBINED_COLUMNS)
     # in the summary's order: dataset, then rank
     order = {(r["dataset"], r["label"]): i for i, r in enumerate(summary.to_dict("records"))}

@@ -137,7 +137,7 @@ def _p(value: float) -> str:
 
 def combined_table(comparisons: Comparisons) -> Table:
     """Per (dataset, model): AUC difference with the reference over its paired runs, and the verdict."""
-    header = ["dataset", "model", "reference", "runs", "Δ AUC", f"{LEVEL:.0%} CI", "p", "verdict"]
+    header = ["dataset", "model", "reference", "runs", "Δ AUC", f"{LEVEL:.0%} CI", "p", "combined", "verdict"]
     rows = [
         [
             str(row["dataset"]),
@@ -147,11 +147,12 @@ def combined_table(comparisons: Comparisons) -> Table:
             f"{row['diff']:+.4f}",
             _interval(row),
             _p(row["p_value"]),
+            str(row["combined_as"]),
             verdict(row),
         ]
         for row in comparisons.combined.to_dict("records")
     ]
-    return Table(header, rows, [False, False, False, True, True, True, True, False])
+    return Table(header, rows, [False, False, False, True, True, True, True, False, False])
 
 
 def per_run_table(comparisons: Comparisons) -> Table:

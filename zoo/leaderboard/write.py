@@ -152,9 +152,10 @@ def _comparison_sections(comparisons: Comparisons) -> list[Section]:
     text = (
         f"Each model against its dataset's reference ({refs}) with DeLong's test on the test rows both"
         " runs scored (runs paired by seed and fold, predictions joined on row). Δ AUC = model −"
-        f" reference. Combined over a model's runs: z = mean Δ / mean se, {LEVEL:.0%} interval mean Δ ±"
-        " 1.96 · mean se, which holds whatever the overlap between the runs' test sets and is"
-        " conservative for disjoint folds."
+        f" reference. Combined over a model's runs: z = mean Δ / se, {LEVEL:.0%} interval mean Δ ± 1.96 ·"
+        " se. Runs with disjoint test rows (the folds of one split) are independent: se = sqrt(Σ se²) /"
+        " runs. Runs that share test rows (seeds that re-split the data) use se = mean se, which holds"
+        " whatever the overlap but is conservative."
     )
     return [
         Section("Paired comparisons (DeLong, test split)", [text], [tables.combined_table(comparisons)], []),
