@@ -279,6 +279,7 @@ def test_predict_reproduces_the_runs_predictions_with_codes_embeddings_and_integ
         "dataset.numeric_encoding=quantile_normal",
         "dataset.detect_special_values=true",
         "dataset.integer_categories=10",
+        "dataset.numeric_bins=6",
         "model.numeric_embedding=piecewise_linear",
     )
     run_dir = tmp_path / "run"
@@ -286,6 +287,7 @@ def test_predict_reproduces_the_runs_predictions_with_codes_embeddings_and_integ
     saved = json.loads((run_dir / "preprocessing.json").read_text())
     months = next(f for f in saved["numeric"] if f["name"] == "months")
     assert months["special_values"] == [999.0]
+    assert {f["max_bins"] for f in saved["numeric"] if f["quantiles"]} == {6}  # the cap reached every field
     assert "region" in saved["categorical"]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert any("'months': 999" in w for w in metrics["warnings"])

@@ -237,6 +237,37 @@ def test_numeric_fields_turn_encoded_values_back_into_raw_units(encoding):
     assert len(field.bin_edges()) > 10  # bins for piecewise-linear embeddings
 
 
+def test_numeric_bins_cap_the_piecewise_linear_bins_and_are_saved():
+    # 1,001 quantile-normal quantiles of a continuous column: ~1,000 bins uncapped, 48 capped, with
+    # the first and last quantiles kept as the outer edges. Saved with the run; a run saved before
+    # the setting loads uncapped, as it was trained.
+    amounts = np.random.default_rng(2).lognormal(8, 1.5, 5000)
+    frame = pd.DataFrame({"amount": amounts})
+
+    def fitted(bins: int | None) -> Preprocessor:
+        pre = Preprocessor(
+            categorical=[], numeric=["amount"], numeric_encoding="quantile_normal", numeric_bins=bins
+        )
+        return pre.fit(frame)
+
+    uncapped = fitted(None).feature_spec().numeric[0].bin_edges()
+    capped_pre = fitted(48)
+    capped = capped_pre.feature_spec().numeric[0].bin_edges()
+    assert len(uncapped) == 1001 and len(capped) == 49
+    assert capped[0] == uncapped[0] and capped[-1] == uncapped[-1] and set(capped) <= set(uncapped)
+    saved = capped_pre.to_dict()
+    assert Preprocessor.from_dict(saved).feature_spec().numeric[0].bin_edges() == capped
+    for field in saved["numeric"]:
+        del field["max_bins"]
+    assert Preprocessor.from_dict(saved).feature_spec().numeric[0].bin_edges() == uncapped
+    assert FeatureSpec.from_dict(capped_pre.feature_spec().to_dict()) == capped_pre.feature_spec()
+    for bad in (0, -3, 2.5, True, "48"):
+        with pytest.raises(
+            ZooError, match=f"dataset.numeric_bins={bad!r}, expected null or a positive integer"
+        ):
+            fitted(bad)  # type: ignore[arg-type]
+
+
 def test_robust_encoding_clips_outliers_at_training_quantiles():
     values = np.r_[np.linspace(0, 1, 999), 1e9]
     pre = Preprocessor(categorical=[], numeric=["amount"], numeric_encoding="robust").fit(

@@ -195,6 +195,7 @@ class CreditDataModule(pl.LightningDataModule):
             numeric_encoding=ds.get("numeric_encoding") or "standard",
             special_values=ds.get("special_values"),
             detect_special_values=ds.get("detect_special_values", False),
+            numeric_bins=ds.get("numeric_bins"),
         )
         with self._timed("fit"):
             preprocessor.fit(features.iloc[parts[0]])

@@ -4,7 +4,7 @@ encodings; saved as plain JSON with each run."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import combinations
 from typing import Any
 
@@ -121,6 +121,8 @@ class Preprocessor:
     #: Declared special codes ({field: [codes], default: [codes]}) and whether to find others.
     special_values: Mapping[str, Any] | None = None
     detect_special_values: bool = False
+    #: At most this many piecewise-linear bins per numeric field (None: one per distinct quantile).
+    numeric_bins: int | None = None
 
     def encoding_of(self, name: str) -> str:
         if isinstance(self.numeric_encoding, str):
@@ -148,7 +150,9 @@ class Preprocessor:
                 codes += [c for c in special.detect(raw) if c not in codes]
             return fit_numeric(name, raw, self.encoding_of(name), tuple(codes))
 
-        self.numeric_fields_: list[NumericField] = map_columns(fit_field, self.numeric, rows=n)
+        bins = check_numeric_bins(self.numeric_bins)
+        fields = map_columns(fit_field, self.numeric, rows=n)
+        self.numeric_fields_: list[NumericField] = [replace(f, max_bins=bins) for f in fields]
         self.special_counts_ = {
             f.name: {code: int(np.sum(frame[f.name].to_numpy(dtype=np.float64, na_value=np.nan) == code))
                      for code in f.special_values}
@@ -447,6 +451,15 @@ class Preprocessor:
             for c in data["crosses"]
         }
         return out
+
+
+def check_numeric_bins(value: Any) -> int | None:
+    """`dataset.numeric_bins`: null (a bin per distinct saved quantile) or a positive integer."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ZooError(f"dataset.numeric_bins={value!r}, expected null or a positive integer")
+    return int(value)
 
 
 def _check_saved(numeric_field: NumericField) -> None:

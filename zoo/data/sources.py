@@ -25,6 +25,7 @@ DATASET_KEYS = (
     "target", "bad_value", "good_value", "roles", "allow_leaky", "crosses", "cross_auto_k",
     "cross_hash_buckets", "numeric_encoding", "wide", "deep", "groups", "cache", "package", "item",
     "special_values", "detect_special_values", "integer_categories", "protected", "allow_protected",
+    "numeric_bins",
 )  # fmt: skip
 #: How a CSV is read unless the dataset config says otherwise.
 READING = {"sep": ",", "decimal": ".", "encoding": "utf-8"}

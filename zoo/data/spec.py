@@ -56,8 +56,9 @@ class NumericField:
     `encoding` is one of NUMERIC_ENCODINGS, "indicator" for the 0/1 missing flag of `source`, or
     "special" for the 0/1 flag of `source` holding the special code `code`. `quantiles` are raw
     training values at evenly spaced probabilities (0, ..., 1): they invert quantile-normal
-    encoding and give bin edges for piecewise-linear embeddings. `special_values` are codes read as
-    missing (each with its own flag), left out of every statistic.
+    encoding and give bin edges for piecewise-linear embeddings, at most `max_bins` of them (None:
+    one per pair of distinct neighbouring quantiles). `special_values` are codes read as missing
+    (each with its own flag), left out of every statistic.
     """
 
     name: str
@@ -71,6 +72,7 @@ class NumericField:
     quantiles: tuple[float, ...] = ()
     special_values: tuple[float, ...] = ()
     code: float | None = None
+    max_bins: int | None = None
 
     @property
     def is_indicator(self) -> bool:
@@ -90,10 +92,15 @@ class NumericField:
         return decode_numeric(self, np.asarray(encoded, dtype=np.float64))
 
     def bin_edges(self) -> list[float]:
-        """Distinct quantile edges in encoded units: bins for piecewise-linear embeddings."""
+        """Distinct quantile edges in encoded units: bins for piecewise-linear embeddings. With
+        `max_bins`, the saved quantiles nearest to max_bins + 1 evenly spaced probabilities."""
         if not self.quantiles:  # a flag, or a field built without statistics: one bin
             return [-1.0, 1.0]
-        edges = np.unique(self.encode(np.asarray(self.quantiles)))
+        quantiles = np.asarray(self.quantiles)
+        if self.max_bins is not None and len(quantiles) > self.max_bins + 1:
+            picked = np.round(np.linspace(0, len(quantiles) - 1, self.max_bins + 1)).astype(int)
+            quantiles = quantiles[np.unique(picked)]
+        edges = np.unique(self.encode(quantiles))
         return [float(v) for v in edges]
 
 
@@ -205,6 +212,7 @@ class FeatureSpec:
                     "quantiles": list(f.quantiles),
                     "special_values": list(f.special_values),
                     "code": f.code,
+                    "max_bins": f.max_bins,
                 }
                 for f in self.numeric
             ],
