@@ -151,8 +151,8 @@ class Preprocessor:
             return fit_numeric(name, raw, self.encoding_of(name), tuple(codes))
 
         bins = check_numeric_bins(self.numeric_bins)
-        fields = map_columns(fit_field, self.numeric, rows=n)
-        self.numeric_fields_: list[NumericField] = [replace(f, max_bins=bins) for f in fields]
+        fitted = map_columns(fit_field, self.numeric, rows=n)
+        self.numeric_fields_: list[NumericField] = [replace(f, max_bins=bins) for f in fitted]
         self.special_counts_ = {
             f.name: {code: int(np.sum(frame[f.name].to_numpy(dtype=np.float64, na_value=np.nan) == code))
                      for code in f.special_values}
