@@ -65,7 +65,7 @@ class PiecewiseLinearEmbeddings(rtdl_num_embeddings.PiecewiseLinearEmbeddings):
     rtdl builds the encoding float[B, n, bins] and multiplies it by float[n, bins, d]. An encoding
     is [1, ..., 1, frac, 0, ..., 0], so the product is a running sum of the bins' weights up to
     x's bin plus frac times that bin's weight: two row lookups per field, float[B, n, d] memory
-    instead of float[B, n, bins]. Equal to rtdl's output up to float rounding, and 5-7x faster a
+    instead of float[B, n, bins]. Equal to rtdl's output up to float rounding, and 5-8x faster a
     forward call at 5,000-50,000 rows (benchmarks/numeric_embedding.py), where explanations and
     scoring spend their time.
     """
