@@ -1,0 +1,104 @@
+"""benchmarks/suite.py's bookkeeping: the tables that chose the defaults, read from result rows.
+
+The suite trains nothing here: its rows are written by hand, so every figure below is known.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+import suite  # noqa: E402  (benchmarks/ is a folder of scripts, not a package)
+
+
+def _row(dataset: str, model: str, variant: str, fold: int, auc: float, note: str = "") -> dict:
+    return {"dataset": dataset, "model": model, "variant": variant, "fold": fold, "n_folds": 5,
+            "seed": 0, "auc": auc, "brier": 0.1, "logloss": 0.3, "seconds": 1.0, "note": note}  # fmt: skip
+
+
+def _rows() -> list[dict]:
+    """Two sets, two folds: `dnn` 0.80/0.70, `lr` 0.78/0.71, CatBoost 0.79/0.74 (fold means)."""
+    aucs = {
+        ("german", "dnn"): (0.79, 0.81),
+        ("german", "lr"): (0.77, 0.79),
+        ("german", "catboost_direct"): (0.78, 0.80),
+        ("credit_data", "dnn"): (0.69, 0.71),
+        ("credit_data", "lr"): (0.70, 0.72),
+        ("credit_data", "catboost_direct"): (0.73, 0.75),
+    }
+    return [
+        _row(ds, m, "peer" if m == "catboost_direct" else "v", k, auc)
+        for (ds, m), folds in aucs.items()
+        for k, auc in enumerate(folds)
+    ]
+
+
+def test_summary_keeps_the_last_result_that_did_not_fail() -> None:
+    rows = _rows() + [
+        _row("german", "dnn", "v", 0, float("nan"), note="failed: RuntimeError: boom"),
+        _row("german", "dnn", "v", 1, 0.85),  # a rerun of fold 1 replaces 0.81
+    ]
+    stats = suite.summary(rows)
+    german = stats.loc[("dnn@v", "german")]
+    assert german["n"] == 2  # the failed line is not a third fold
+    assert german["auc"] == pytest.approx((0.79 + 0.85) / 2)
+    assert stats.loc[("catboost_direct", "german")]["auc"] == pytest.approx(0.79)  # peers keep their name
+
+
+def test_tables_rank_entries_and_give_gaps_to_catboost_and_lr() -> None:
+    text = suite.tables(_rows())
+    lines = text.splitlines()
+    header = next(line for line in lines if line.startswith("entry"))
+    assert header.index("german") < header.index("credit_data")  # the suite's order, not alphabetical
+    table = [line for line in lines if "|" in line and not line.startswith("entry")]
+    # Mean rank over the two sets: CatBoost 2nd then 1st (1.5), dnn 1st then 3rd (2.0), lr 3rd, 2nd (2.5).
+    assert [line.split()[0] for line in table] == ["catboost_direct", "dnn@v", "lr@v"]
+    assert table[0].endswith("1.5") and table[1].endswith("2.0") and table[2].endswith("2.5")
+    assert "0.800±0.014" in table[1]  # german: mean and sample std of 0.79 and 0.81
+    # dnn against lr@v: +0.02 on german, -0.01 on credit_data; one set within 0.005.
+    gaps = text.split("AUC gap to lr@v")[1]
+    assert "dnn@v" in gaps and "+0.0050  credit_data (-0.0100)  1/2" in gaps
+    against_catboost = text.split("AUC gap to catboost_direct")[1].split("AUC gap to")[0]
+    assert "dnn@v" in against_catboost and "-0.0150  credit_data (-0.0400)  1/2" in against_catboost
+
+
+def test_compare_gives_each_models_change_between_two_variants() -> None:
+    rows = _rows() + [
+        _row(ds, "dnn", "w", k, auc + 0.01)
+        for ds, auc in (("german", 0.80), ("credit_data", 0.70))
+        for k in (0, 1)
+    ]
+    text = suite.compare(rows, "v", "w")
+    line = next(line for line in text.splitlines() if line.strip().startswith("dnn"))
+    # german 0.800 -> 0.810 (+0.010), credit_data 0.700 -> 0.710 (+0.010)
+    assert "mean +0.0100" in line and "worst +0.0100" in line and "2 sets" in line
+    assert not any(line.strip().startswith("lr ") for line in text.splitlines())  # no lr@w: no line
+
+
+def test_result_rows_are_appended_and_read_back(tmp_path: Path) -> None:
+    out = tmp_path / "deep" / "suite.csv"
+    for row in _rows()[:3]:
+        suite.append_row(out, row)
+    back = suite.read_rows([out, tmp_path / "missing.csv"])  # a shard that wrote nothing is no error
+    assert [r["model"] for r in back] == ["dnn", "dnn", "lr"]
+    assert out.read_text().count("dataset,model") == 1  # one header for the appended lines
+
+
+def test_model_overrides_apply_only_to_models_with_the_key() -> None:
+    extra = ["model.numeric_embedding=null", "dataset.numeric_bins=16"]
+    assert suite.model_overrides("dnn", extra) == extra
+    assert suite.model_overrides("lr", extra) == ["dataset.numeric_bins=16"]  # lr has no embedding
+
+
+def test_a_kept_run_with_other_settings_is_named_not_reused(tmp_path: Path) -> None:
+    cfg = OmegaConf.create({"seed": 0, "dataset": {"numeric_bins": 32}, "model": {"name": "dnn"}})
+    OmegaConf.save(cfg, tmp_path / suite.CONFIG_FILE)
+    assert suite.kept_settings_changed(tmp_path, cfg) is None
+    now = OmegaConf.merge(cfg, {"dataset": {"numeric_bins": 16}})
+    assert suite.kept_settings_changed(tmp_path, now) == "dataset.numeric_bins: 32 != 16"
+    extra = OmegaConf.merge(cfg, {"model": {"dropout": 0.1}})  # a key the kept run did not have
+    assert suite.kept_settings_changed(tmp_path, extra) == "model.dropout: None != 0.1"
