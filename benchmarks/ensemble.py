@@ -43,7 +43,7 @@ import suite  # noqa: E402
 
 from zoo.ensemble.build import EnsembleSettings, build_ensembles  # noqa: E402
 from zoo.leaderboard.collect import TestPredictions  # noqa: E402
-from zoo.leaderboard.stats import _disjoint, _paired_test, combine_paired  # noqa: E402
+from zoo.leaderboard.stats import combine_paired, disjoint_rows, paired_test  # noqa: E402
 from zoo.manifest import seal_problem  # noqa: E402
 from zoo.resume import Terminated  # noqa: E402
 from zoo.train import train  # noqa: E402
@@ -126,11 +126,11 @@ def figures(run_dirs: dict[int, Path]) -> dict[str, float]:
 
 def delong_over_folds(ours: dict[int, Path], theirs: dict[int, Path], predictions: TestPredictions) -> str:
     """DeLong's test of `ours` against `theirs` per fold, combined: mean Δ AUC [interval], p."""
-    tests = [_paired_test(str(ours[k]), str(theirs[k]), predictions) for k in sorted(set(ours) & set(theirs))]
+    tests = [paired_test(str(ours[k]), str(theirs[k]), predictions) for k in sorted(set(ours) & set(theirs))]
     tests = [t for t in tests if t is not None]
     if not tests:
         return "—"
-    independent = _disjoint([t["rows"] for t in tests])  # the folds of one split: always
+    independent = disjoint_rows([t["rows"] for t in tests])  # the folds of one split: always
     combined = combine_paired([t["diff"] for t in tests], [t["se"] for t in tests], independent=independent)
     interval = f"[{combined['diff_lo']:+.4f}, {combined['diff_hi']:+.4f}]"
     return f"{combined['diff']:+.4f} {interval} p={combined['p_value']:.3g}"

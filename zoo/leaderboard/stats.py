@@ -186,7 +186,7 @@ def compare(
             for key, run in _by_replicate(in_dataset[in_dataset["label"] == label]).items():
                 if key not in ref_runs:
                     continue
-                result = _paired_test(run["run_dir"], ref_runs[key]["run_dir"], predictions)
+                result = paired_test(run["run_dir"], ref_runs[key]["run_dir"], predictions)
                 if result is not None:
                     test_rows.setdefault((dataset, label), []).append(result.pop("rows"))
                     rows.append({"dataset": dataset, "model": label, "reference": ref_label, **result})
@@ -200,7 +200,7 @@ def compare(
             stacklevel=2,
         )
     per_run = pd.DataFrame(rows, columns=PER_RUN_COLUMNS)
-    disjoint = {key: _disjoint(arrays) for key, arrays in test_rows.items()}
+    disjoint = {key: disjoint_rows(arrays) for key, arrays in test_rows.items()}
     combined = _combine(per_run, summary, disjoint)
     return Comparisons(per_run=per_run, combined=combined, references=references, chosen_by=chosen_by)
 
@@ -256,7 +256,7 @@ def _key(value: Any) -> int | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else int(value)
 
 
-def _paired_test(run_dir: str, ref_dir: str, predictions: TestPredictions) -> dict | None:
+def paired_test(run_dir: str, ref_dir: str, predictions: TestPredictions) -> dict | None:
     """DeLong's test of the run against the reference run on their common test rows, or None."""
     ours, theirs = predictions.get(run_dir), predictions.get(ref_dir)
     if ours is None or theirs is None:
@@ -289,7 +289,7 @@ def _paired_test(run_dir: str, ref_dir: str, predictions: TestPredictions) -> di
     }
 
 
-def _disjoint(row_sets: list[np.ndarray]) -> bool:
+def disjoint_rows(row_sets: list[np.ndarray]) -> bool:
     """Whether no row id is in two of the arrays (the test folds of one k-fold split)."""
     everything = np.concatenate(row_sets)
     return len(np.unique(everything)) == len(everything)
