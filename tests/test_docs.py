@@ -1,6 +1,7 @@
 """The docs' listings against the code, so that drift fails CI: the `zoo models` listing and the
 built-in count, the contract table against `CONTRACT_CHECKS`, the `reason_method` strings against
-what the models write, and the docs' claim about KS and AUC on a small scorer."""
+what the models write, the docs' claim about KS and AUC on a small scorer, and which models ship
+which numeric embedding."""
 
 from __future__ import annotations
 
@@ -97,3 +98,18 @@ def test_a_scorer_can_have_an_auc_below_the_concave_bound_for_its_ks():
     metrics = compute_metrics(probs, labels)
     assert metrics["auc"] == pytest.approx(0.64) and metrics["ks"] == pytest.approx(0.60)
     assert metrics["auc"] < (1 + metrics["ks"]) / 2
+
+
+def test_training_md_lists_each_models_shipped_numeric_embedding():
+    """The "Numeric embeddings" paragraph names which models ship piecewise-linear and which none."""
+    text = (DOCS / "training.md").read_text()
+    paragraph = " ".join(
+        text[text.index("`piecewise_linear` (at most `dataset.numeric_bins`") :].split("\n\n")[0].split()
+    )
+    on_part, off_part = paragraph.split("The paper experiments")[0].split("`null` for", 1)
+    listed_on = set(re.findall(r"`(\w+)`", on_part)) - {"piecewise_linear"}
+    listed_off = set(re.findall(r"`(\w+)`", off_part))
+    shipped = {name: default_config(name).get("numeric_embedding", "absent") for name in built_in_models()}
+    assert listed_on == {n for n, kind in shipped.items() if kind == "piecewise_linear"}
+    assert listed_off == {n for n, kind in shipped.items() if kind is None}
+    assert f"for {len(listed_on)} of them" in paragraph
