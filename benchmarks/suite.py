@@ -17,6 +17,9 @@ over a quantile transform, RealMLP-TD and TabM-D from pytabkit (benchmarks/parit
         dataset.detect_special_values=false model.numeric_embedding=null --models dnn afcc --out suite.csv
     python benchmarks/suite.py --report suite.csv --folds 2                    # tables of folds 0-1 only
     python benchmarks/suite.py --shard 0/2 ... & python benchmarks/suite.py --shard 1/2 ...  # 2 cores
+    python benchmarks/suite.py --seed 1 --out suite.csv ...   # another split of every set, same file:
+                                                             # the tables pool seeds x folds
+                                                             # (--keep-runs: one folder per seed)
 
 A `model.*` override is applied only to models whose config has that key (lr has no
 numeric_embedding), so one command can switch a setting for every model that has it.
@@ -225,8 +228,8 @@ def append_row(path: Path, row: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    done = {
-        (r["dataset"], r["model"], r["variant"], int(r["fold"]))
+    done = {  # a seed's rows do not stand for another seed's: the key has the seed
+        (r["dataset"], r["model"], r["variant"], int(r["seed"]), int(r["fold"]))
         for r in read_rows([args.out])
         if not str(r.get("note", "")).startswith("failed")
     }
@@ -236,7 +239,7 @@ def run(args: argparse.Namespace) -> None:
     folds: dict[tuple[str, int], parity.Fold] = {}
     for ds, k, m in tasks:
         variant = args.variant if m not in PEERS else "peer"
-        if (ds, m, variant, k) in done:
+        if (ds, m, variant, args.seed, k) in done:
             continue
         if (ds, k) not in folds:
             folds.clear()  # one set's fold at a time in memory
@@ -270,15 +273,16 @@ def run(args: argparse.Namespace) -> None:
 
 
 def summary(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Mean and std of test AUC (and mean Brier) per set and entry (`model@variant`)."""
+    """Mean and std of test AUC (and mean Brier) per set and entry (`model@variant`), over every
+    seed's folds in the rows (`--seed` re-splits the set: n is seeds × folds)."""
     frame = pd.DataFrame(rows)
-    for column in ("auc", "brier", "fold"):
+    for column in ("auc", "brier", "fold", "seed"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce")
     frame["entry"] = np.where(
         frame["variant"] == "peer", frame["model"], frame["model"] + "@" + frame["variant"]
     )
-    # One result per entry, set and fold: the last one that did not fail (a rerun replaces it).
-    frame = frame.dropna(subset=["auc"]).drop_duplicates(["entry", "dataset", "fold"], keep="last")
+    # One result per entry, set, seed and fold: the last one that did not fail (a rerun replaces it).
+    frame = frame.dropna(subset=["auc"]).drop_duplicates(["entry", "dataset", "seed", "fold"], keep="last")
     grouped = frame.groupby(["entry", "dataset"])
     return grouped.agg(auc=("auc", "mean"), std=("auc", "std"), brier=("brier", "mean"), n=("auc", "count"))
 

@@ -15,9 +15,11 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
 import suite  # noqa: E402  (benchmarks/ is a folder of scripts, not a package)
 
 
-def _row(dataset: str, model: str, variant: str, fold: int, auc: float, note: str = "") -> dict:
+def _row(
+    dataset: str, model: str, variant: str, fold: int, auc: float, note: str = "", seed: int = 0
+) -> dict:
     return {"dataset": dataset, "model": model, "variant": variant, "fold": fold, "n_folds": 5,
-            "seed": 0, "auc": auc, "brier": 0.1, "logloss": 0.3, "seconds": 1.0, "note": note}  # fmt: skip
+            "seed": seed, "auc": auc, "brier": 0.1, "logloss": 0.3, "seconds": 1.0, "note": note}  # fmt: skip
 
 
 def _rows() -> list[dict]:
@@ -102,3 +104,36 @@ def test_a_kept_run_with_other_settings_is_named_not_reused(tmp_path: Path) -> N
     assert suite.kept_settings_changed(tmp_path, now) == "dataset.numeric_bins: 32 != 16"
     extra = OmegaConf.merge(cfg, {"model": {"dropout": 0.1}})  # a key the kept run did not have
     assert suite.kept_settings_changed(tmp_path, extra) == "model.dropout: None != 0.1"
+
+
+def test_summary_pools_the_folds_of_every_seed() -> None:
+    rows = _rows() + [_row("german", "dnn", "v", k, 0.70, seed=1) for k in (0, 1)]
+    german = suite.summary(rows).loc[("dnn@v", "german")]
+    assert german["n"] == 4  # seed 1's folds 0 and 1 are other rows than seed 0's, not reruns
+    assert german["auc"] == pytest.approx((0.79 + 0.81 + 0.70 + 0.70) / 4)
+
+
+def test_a_seeds_results_do_not_stand_for_another_seeds(tmp_path: Path, monkeypatch) -> None:
+    """run() skips an entry only when the CSV has it for the same seed."""
+    trained: list[tuple[str, int, int]] = []
+
+    def fake_zoo(model, dataset, fold, n_folds, k, seed, extra, keep=None):
+        trained.append((model, seed, k))
+        return {"auc": 0.7, "brier": 0.1, "logloss": 0.3}, "epochs=1"
+
+    monkeypatch.setattr(suite, "run_zoo", fake_zoo)
+    monkeypatch.setattr(suite.parity, "build_fold", lambda *args: object())
+    out = tmp_path / "suite.csv"
+    suite.append_row(out, _row("german", "dnn", "v", 0, 0.79))  # seed 0, fold 0 already there
+
+    def run(seed: int) -> None:
+        argv = ["--datasets", "german", "--models", "dnn", "--variant", "v", "--folds", "1"]
+        suite.run(suite.parse_args([*argv, "--seed", str(seed), "--out", str(out)]))
+
+    run(0)
+    assert trained == []  # done
+    run(1)
+    assert trained == [("dnn", 1, 0)]  # seed 1 is a new split: trained
+    run(1)
+    assert trained == [("dnn", 1, 0)]  # and now done
+    assert sorted(int(r["seed"]) for r in suite.read_rows([out])) == [0, 1]
