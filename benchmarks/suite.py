@@ -220,18 +220,35 @@ def append_row(path: Path, row: dict[str, Any]) -> None:
     """One result line, appended (several shards may write one file each; a crash loses nothing)."""
     new = not path.is_file()
     path.parent.mkdir(parents=True, exist_ok=True)
+    cut = False
+    if not new and path.stat().st_size > 0:
+        with path.open("rb") as tail:
+            tail.seek(-1, 2)
+            cut = tail.read(1) != b"\n"
     with path.open("a", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
         if new:
             writer.writeheader()
+        if cut:  # a line left unfinished by a killed process: ours starts on a line of its own
+            handle.write("\r\n")
         writer.writerow(row)
+
+
+def _whole(row: dict[str, Any]) -> bool:
+    """Whether a result line was written whole: a process killed mid-line leaves one that is
+    not, and its entry is run again."""
+    try:
+        int(row["seed"]), int(row["fold"]), float(row["auc"])
+    except (KeyError, TypeError, ValueError):
+        return False
+    return True
 
 
 def run(args: argparse.Namespace) -> None:
     done = {  # a seed's rows do not stand for another seed's: the key has the seed
         (r["dataset"], r["model"], r["variant"], int(r["seed"]), int(r["fold"]))
         for r in read_rows([args.out])
-        if not str(r.get("note", "")).startswith("failed")
+        if not str(r.get("note", "")).startswith("failed") and _whole(r)
     }
     shard, n_shards = args.shard
     tasks = [(ds, k, m) for ds in args.datasets for k in range(args.folds) for m in args.models]

@@ -137,3 +137,28 @@ def test_a_seeds_results_do_not_stand_for_another_seeds(tmp_path: Path, monkeypa
     run(1)
     assert trained == [("dnn", 1, 0)]  # and now done
     assert sorted(int(r["seed"]) for r in suite.read_rows([out])) == [0, 1]
+
+
+def test_a_line_cut_short_by_a_kill_is_run_again(tmp_path: Path, monkeypatch) -> None:
+    trained: list[int] = []
+
+    def fake_zoo(model, dataset, fold, n_folds, k, seed, extra, keep=None):
+        trained.append(k)
+        return {"auc": 0.7, "brier": 0.1, "logloss": 0.3}, "epochs=1"
+
+    monkeypatch.setattr(suite, "run_zoo", fake_zoo)
+    monkeypatch.setattr(suite.parity, "build_fold", lambda *args: object())
+    out = tmp_path / "suite.csv"
+    suite.append_row(out, _row("german", "dnn", "v", 0, 0.79))
+    with out.open("a") as handle:
+        handle.write("german,dnn,v,1,5,")  # fold 1's line, cut off before its seed
+    argv = ["--datasets", "german", "--models", "dnn", "--variant", "v", "--folds", "2", "--out", str(out)]
+    suite.run(suite.parse_args(argv))
+    assert trained == [1]  # fold 0 was whole: done; fold 1 is trained again
+    # Its new line starts on a line of its own, so it reads back whole and is done next time.
+    assert [(r["fold"], r["auc"]) for r in suite.read_rows([out]) if suite._whole(r)] == [
+        ("0", "0.79"),
+        ("1", "0.7"),
+    ]
+    suite.run(suite.parse_args(argv))
+    assert trained == [1]
