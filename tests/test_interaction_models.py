@@ -63,6 +63,31 @@ def test_field_tokens_scale_a_learned_vector_by_each_numeric():
     torch.testing.assert_close(first(x_cat, x_num)[0], expected)
 
 
+def test_piecewise_linear_first_order_starts_at_zero_and_can_draw_a_step():
+    # f_j(x_j) over bins: zero at the start; fitted to a step at x = 0.5 it draws it, where one
+    # weight per field cannot (its best fit leaves an error near the step).
+    torch.manual_seed(0)
+    edges = [[i / 20 for i in range(21)]]
+    x_num = torch.rand(400, 1)
+    x_cat = torch.zeros(400, 0, dtype=torch.long)
+    target = (x_num[:, 0] > 0.5).float() * 2.0
+    errors = {}
+    for kind in ("linear", "piecewise_linear"):
+        first = FirstOrder([], 1, numeric=kind, bins=edges)
+        if kind == "piecewise_linear":
+            assert float(first(x_cat, x_num).abs().max()) == 0.0
+        optimiser = torch.optim.Adam(first.parameters(), lr=0.05)
+        for _ in range(800):
+            optimiser.zero_grad()
+            loss = ((first(x_cat, x_num) - target) ** 2).mean()
+            loss.backward()
+            optimiser.step()
+        errors[kind] = float(loss)
+    assert errors["piecewise_linear"] < 0.1 < errors["linear"]
+    with pytest.raises(ValueError, match=r"first_order='splines', expected one of"):
+        FirstOrder([], 1, numeric="splines")
+
+
 def test_fm_is_rendles_equation_over_all_field_tokens():
     spec = tiny_spec()
     model = FM(feature_spec=spec, d_embedding=4).eval()

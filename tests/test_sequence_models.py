@@ -87,6 +87,21 @@ def test_lstm_with_two_layers_reads_the_top_layers_last_state():
         assert not torch.allclose(got, model(changed), atol=1e-5)
 
 
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+def test_mean_readout_reads_the_mean_of_the_top_layers_states(cell):
+    torch.manual_seed(0)
+    spec = tiny_spec(2, 2)
+    model = Recurrent(feature_spec=spec, cell=cell, n_layers=2, hidden_size=5, readout="mean").eval()
+    batch = tiny_batch(spec, 6)
+    with torch.no_grad():
+        outputs, _ = model.recurrent(model.tokens(batch))
+        got = model(batch)
+        torch.testing.assert_close(got, model.head(outputs.mean(dim=1)).squeeze(-1))
+        assert not torch.allclose(got, model.head(outputs[:, -1]).squeeze(-1), atol=1e-4)
+    with pytest.raises(ValueError, match=r"readout='max', expected one of \['last', 'mean'\]"):
+        Recurrent(feature_spec=spec, readout="max")  # type: ignore[arg-type]
+
+
 def test_lstm_with_two_layers_builds_and_trains_on_the_edge_specs(tmp_path):
     # No categorical, no numeric, a single categorical and a single numeric field (a sequence of
     # one); every parameter of both layers gets a gradient.

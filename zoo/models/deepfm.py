@@ -32,12 +32,15 @@ class DeepFM(CreditModel):
         hidden: Sequence[int] = (256, 128),
         dropout: float = 0.2,
         numeric_embedding: str | None = None,
+        first_order: str = "linear",
         learning_rate: float = 1e-3,
         weight_decay: float = 1e-4,
     ) -> None:
         super().__init__(feature_spec=feature_spec, learning_rate=learning_rate, weight_decay=weight_decay)
         spec = self.feature_spec
-        self.first_order = FirstOrder(spec.cardinalities, spec.n_numeric)
+        self.first_order = FirstOrder(
+            spec.cardinalities, spec.n_numeric, numeric=first_order, bins=spec.numeric_bins(first_order)
+        )
         self.numeric_embedding = numeric_embedding
         self.tokens = FieldTokens(
             spec.cardinalities,

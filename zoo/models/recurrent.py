@@ -10,6 +10,9 @@ included). The recurrence runs over them from t_1 and the head reads the state a
     lstm:  (h_l, c_l) = LSTM(t_l, h_(l-1), c_(l-1))                          (Hochreiter 1997)
     logit = w^T dropout(h_L) + b                 (h_L of the top layer; hidden size 64)
 
+`readout: mean` reads the mean of the top layer's states, (1/L) sum_l h_l, in place of h_L: every
+field then reaches the head in one step rather than through the rest of the sequence.
+
 `rnn` and `lstm` are this class: conf/model/lstm.yaml sets `cell: lstm` and the paper's learning
 rate. Where the paper is silent, the choice is marked "CHOICE" here and listed in
 docs/models/sequence.md.
@@ -27,6 +30,7 @@ from zoo.models.base import Batch, CreditModel
 from zoo.nn import FieldEmbedding, numeric_tokens
 
 CELLS: dict[str, type[nn.RNN] | type[nn.LSTM]] = {"rnn": nn.RNN, "lstm": nn.LSTM}
+READOUTS = ("last", "mean")
 
 
 class Recurrent(CreditModel):
@@ -47,6 +51,7 @@ class Recurrent(CreditModel):
         hidden_size: int = 64,
         n_layers: int = 1,
         dropout: float = 0.2,
+        readout: Literal["last", "mean"] = "last",
         numeric_embedding: str | None = None,
         learning_rate: float = 1e-3,
         weight_decay: float = 1e-4,
@@ -62,10 +67,13 @@ class Recurrent(CreditModel):
             raise ValueError(f"n_layers={n_layers}, expected a positive integer")
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout={dropout}, expected 0 <= dropout < 1")
+        if readout not in READOUTS:
+            raise ValueError(f"readout={readout!r}, expected one of {list(READOUTS)}")
         spec = self.feature_spec
         if spec.n_categorical + spec.n_numeric == 0:
             raise ValueError("the feature spec has no fields, expected at least one to make a sequence")
         self.cell = cell
+        self.readout = readout
         # The sequence: categorical fields in spec order, then numeric fields (x_num's columns).
         self.token_names = (*(f.name for f in spec.categorical), *spec.numeric_names)
         self.embed = FieldEmbedding(spec.cardinalities, d_embedding)
@@ -93,8 +101,10 @@ class Recurrent(CreditModel):
         return torch.cat([self.embed(batch["x_cat"]), self.tokenize(batch["x_num"])], dim=1)
 
     def last_state(self, tokens: torch.Tensor) -> torch.Tensor:
-        """The top layer's hidden state after the last token: [B, L, d] -> [B, hidden_size]."""
-        _, state = self.recurrent(tokens)
+        """The top layer's state the head reads (`readout`): [B, L, d] -> [B, hidden_size]."""
+        outputs, state = self.recurrent(tokens)
+        if self.readout == "mean":
+            return outputs.mean(dim=1)
         hidden = state[0] if isinstance(state, tuple) else state  # the LSTM's state is (h, c)
         return hidden[-1]
 

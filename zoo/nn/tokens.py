@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from zoo.nn.embeddings import FieldEmbedding, OneHotLinear
-from zoo.nn.numeric import numeric_tokens
+from zoo.nn.numeric import NumericEmbedding, numeric_tokens
 
 
 class FieldTokens(nn.Module):
@@ -44,19 +44,42 @@ class FieldTokens(nn.Module):
         return torch.cat([self.embed(x_cat), self.tokenize(x_num)], dim=1)
 
 
-class FirstOrder(nn.Module):
-    """The linear term w0 + sum_i w_i x_i: one weight per categorical value, one per numeric: [B]."""
+FIRST_ORDER_KINDS = ("linear", "piecewise_linear")
 
-    def __init__(self, cardinalities: Sequence[int], n_numeric: int) -> None:
+
+class FirstOrder(nn.Module):
+    """The linear term w0 + sum_i w_i x_i: one weight per categorical value, one per numeric: [B].
+
+    `numeric="piecewise_linear"` (with `bins`, each numeric field's bin edges) puts a piecewise-linear
+    function f_j(x_j) in place of w_j x_j: an additive term that can draw a step at a threshold, the
+    piecewise-linear embedding (version B) of width 1 summed over fields.
+    """
+
+    def __init__(
+        self,
+        cardinalities: Sequence[int],
+        n_numeric: int,
+        *,
+        numeric: str = "linear",
+        bins: Sequence[Sequence[float]] | None = None,
+    ) -> None:
         super().__init__()
+        if numeric not in FIRST_ORDER_KINDS:
+            raise ValueError(f"first_order={numeric!r}, expected one of {list(FIRST_ORDER_KINDS)}")
         self.categorical = OneHotLinear(cardinalities)
-        self.numeric = nn.Linear(n_numeric, 1) if n_numeric else None
-        if self.numeric is not None:  # the linear term starts at zero, as a logistic regression does
+        # The numeric term starts at zero, as a logistic regression does.
+        self.numeric: nn.Module | None = None
+        if n_numeric and numeric == "piecewise_linear":
+            self.numeric = NumericEmbedding("piecewise_linear", n_numeric, 1, bins=bins)
+            for parameter in self.numeric.parameters():
+                nn.init.zeros_(parameter)
+        elif n_numeric:
+            self.numeric = nn.Linear(n_numeric, 1)
             nn.init.zeros_(self.numeric.weight)
         self.bias = nn.Parameter(torch.zeros(()))
 
     def forward(self, x_cat: torch.Tensor, x_num: torch.Tensor) -> torch.Tensor:
         logit = self.categorical(x_cat) + self.bias
         if self.numeric is not None:
-            logit = logit + self.numeric(x_num).squeeze(-1)
+            logit = logit + self.numeric(x_num).flatten(1).sum(1)
         return logit
