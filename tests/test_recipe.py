@@ -163,6 +163,21 @@ def test_the_afcc_table3_experiment_composes_with_the_papers_settings(make_cfg):
     assert cfg.reference.afcc.auc == 0.7418
 
 
+@pytest.mark.parametrize(
+    ("model", "paper"),
+    [
+        ("ncf", {"learning_rate": 5e-3, "numeric_embedding": None}),  # Table 2: NCF at 5e-3
+        ("fm", {"first_order": "linear", "numeric_embedding": None}),  # Rendle's w_j x_j
+        ("deepfm", {"first_order": "linear", "numeric_embedding": None}),
+    ],
+)
+def test_afcc_table3_sets_the_papers_settings_where_the_everyday_defaults_differ(make_cfg, model, paper):
+    everyday = make_cfg(f"model={model}").model
+    cfg = make_cfg("experiment=afcc_table3", f"model={model}").model
+    assert {key: cfg[key] for key in paper} == paper
+    assert {key: everyday[key] for key in paper} != paper
+
+
 def test_the_wide_deep_table2_experiment_runs_plain_adam_without_clipping(make_cfg):
     cfg = make_cfg("experiment=wide_deep_table2", "model=wide_deep_cross")
     # Table 1 names Adam: torch.optim.Adam, no weight decay, constant rate, no gradient clipping

@@ -4,7 +4,7 @@
 y_FM is the factorisation machine (linear term plus pairwise inner products); y_DNN an MLP over
 the concatenated field embeddings. Sizes default to the reference implementation's (DeepCTR:
 embedding 8, MLP 256-128); the paper's (section 3.2.1: 10, 400-400-400, dropout 0.5) over-fit
-credit sets of a few thousand rows (docs/models/interaction.md).
+credit sets of a few thousand rows (docs/models/interaction.md). `first_order` as in `FM`.
 """
 
 from __future__ import annotations
