@@ -169,6 +169,7 @@ def test_the_afcc_table3_experiment_composes_with_the_papers_settings(make_cfg):
         ("ncf", {"learning_rate": 5e-3, "numeric_embedding": None}),  # Table 2: NCF at 5e-3
         ("fm", {"first_order": "linear", "numeric_embedding": None}),  # Rendle's w_j x_j
         ("deepfm", {"first_order": "linear", "numeric_embedding": None}),
+        ("lstm", {"readout": "last", "numeric_embedding": None}),  # the head on the last state
     ],
 )
 def test_afcc_table3_sets_the_papers_settings_where_the_everyday_defaults_differ(make_cfg, model, paper):

@@ -200,6 +200,10 @@ def test_default_hparams_are_the_constructor_defaults():
     assert registry.default_hparams(NoDefault) == {"width": "???", "rate": 0.5}
 
 
+#: Layout switches a model's config may set to what the suite chose: key -> the constructor's value.
+SUITE_CHOSEN_LAYOUT = {"numeric_embedding": None, "first_order": "linear", "readout": "last"}
+
+
 @pytest.mark.parametrize("name", BUILT_INS)
 def test_shipped_model_yaml_matches_the_constructor_defaults(name):
     registry.refresh()
@@ -214,12 +218,13 @@ def test_shipped_model_yaml_matches_the_constructor_defaults(name):
     found = registry.discover()
     shared = any(n != name and found[n].value == found[name].value for n in found)
     allowed = {"use_crosses", "cell", "learning_rate", "wide_learning_rate"} if shared else set()
-    # A neural model's config takes the numeric embedding the benchmark suite chose for it; the
-    # constructors keep None, so checkpoints saved without the setting load as they were saved.
-    if "numeric_embedding" in defaults:
-        assert defaults["numeric_embedding"] is None
-        assert shipped["numeric_embedding"] in (None, "piecewise_linear")
-        allowed = allowed | {"numeric_embedding"}
+    # A neural model's config takes the layout the benchmark suite chose for it (numeric embedding,
+    # FM's linear term, the recurrent readout); the constructors keep the papers' layout, so
+    # checkpoints saved without the setting load as they were saved.
+    for key, papers in SUITE_CHOSEN_LAYOUT.items():
+        if key in defaults:
+            assert defaults[key] == papers
+            allowed = allowed | {key}
     assert {k for k in defaults if shipped[k] != defaults[k]} <= allowed
 
 

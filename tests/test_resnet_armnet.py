@@ -44,6 +44,30 @@ def test_resnet_blocks_have_the_papers_layers_and_widths():
     assert ResNet(feature_spec=spec).blocks[0].linear0.out_features == 2 * 192  # defaults: 2 x d_block
 
 
+def test_resnet_with_layer_norm_normalises_each_row_alike_in_training_and_scoring():
+    # normalization="layer" puts LayerNorm where the paper has BatchNorm: a row's output depends on
+    # that row alone, so it is the same in a batch of one, a mixed batch, training mode and eval mode.
+    torch.manual_seed(0)
+    spec = tiny_spec(3, 2)
+    model = ResNet(
+        feature_spec=spec, d_block=8, normalization="layer", hidden_dropout=0.0, residual_dropout=0.0
+    )
+    assert [type(m) for m in model.head] == [nn.LayerNorm, nn.ReLU, nn.Linear]
+    assert all(type(block.norm) is nn.LayerNorm for block in model.blocks)
+    batch = tiny_batch(spec, 6)
+    first = {key: value[:1] for key, value in batch.items()}
+    with torch.no_grad():
+        trained = model.train()(batch)
+        torch.testing.assert_close(model.eval()(batch), trained)
+        torch.testing.assert_close(model(first), trained[:1])
+        block = model.blocks[0]
+        x = torch.randn(4, 8)
+        normed = torch.nn.functional.layer_norm(x, (8,), block.norm.weight, block.norm.bias, block.norm.eps)
+        torch.testing.assert_close(block(x), x + block.linear1(torch.relu(block.linear0(normed))))
+    with pytest.raises(ValueError, match=r"normalization='group', expected one of \['batch', 'layer'\]"):
+        ResNet(feature_spec=spec, normalization="group")
+
+
 def test_resnet_block_is_the_identity_when_its_last_linear_is_zero():
     torch.manual_seed(0)
     block = ResidualBlock(6, 12, hidden_dropout=0.5, residual_dropout=0.5).train()

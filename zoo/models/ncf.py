@@ -1,7 +1,7 @@
 """NCF: Neural Matrix Factorisation (NeuMF) over a borrower group and a loan group of fields.
 
 He et al. 2017, "Neural Collaborative Filtering" (WWW), section 3.4, as the AFCC paper's baseline
-(Table 2: Adam, lr 0.005). A row plays both parts of a user-item pair: its borrower fields are
+(Table 2: Adam, lr 0.005; experiment=afcc_table3 keeps it, the everyday 1e-3 was chosen on the suite). A row plays both parts of a user-item pair: its borrower fields are
 the "user", its loan fields the "item". With separate GMF and MLP embeddings (NeuMF, Eq. 12):
     phi_GMF = p_u^G (.) q_i^G                                (element-wise product, Eq. 9)
     phi_MLP = a_L(W_L^T (... a_2(W_2^T [p_u^M; q_i^M] + b_2) ...) + b_L)   (ReLU tower, Eq. 10)
@@ -134,7 +134,7 @@ class NCF(CreditModel):
         layers: Sequence[int] = (64, 32, 16, 8),
         dropout: float = 0.0,
         numeric_embedding: str | None = None,
-        learning_rate: float = 5e-3,
+        learning_rate: float = 1e-3,
         weight_decay: float = 0.0,
     ) -> None:
         super().__init__(feature_spec=feature_spec, learning_rate=learning_rate, weight_decay=weight_decay)

@@ -13,8 +13,8 @@ included). The recurrence runs over them from t_1 and the head reads the state a
 `readout: mean` reads the mean of the top layer's states, (1/L) sum_l h_l, in place of h_L: every
 field then reaches the head in one step rather than through the rest of the sequence.
 
-`rnn` and `lstm` are this class: conf/model/lstm.yaml sets `cell: lstm` and the paper's learning
-rate. Where the paper is silent, the choice is marked "CHOICE" here and listed in
+`rnn` and `lstm` are this class: conf/model/lstm.yaml sets `cell: lstm`, the paper's learning
+rate and `readout: mean`. Where the paper is silent, the choice is marked "CHOICE" here and listed in
 docs/models/sequence.md.
 """
 
@@ -34,10 +34,11 @@ READOUTS = ("last", "mean")
 
 
 class Recurrent(CreditModel):
-    """RNN or LSTM (`cell`) over the field tokens; a linear head on the last hidden state.
+    """RNN or LSTM (`cell`) over the field tokens; a linear head on the last hidden state or on
+    the mean of the states (`readout`).
 
-    The constructor's defaults are `rnn`'s; `lstm` is this class with `cell: lstm` and
-    `learning_rate: 3.0e-3` in its config.
+    The constructor's defaults are `rnn`'s; `lstm` is this class with `cell: lstm`,
+    `learning_rate: 3.0e-3` and `readout: mean` in its config.
     """
 
     family = "sequence"

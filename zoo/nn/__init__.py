@@ -4,7 +4,7 @@ from zoo.nn.attention import AttentionPooling, FieldAttention
 from zoo.nn.embeddings import EMBEDDING_STD, FieldEmbedding, OneHotLinear
 from zoo.nn.interactions import SENET, BilinearInteraction, CrossCompression, FMInteraction
 from zoo.nn.mlp import MLP, FeatureWiseLinear
-from zoo.nn.norm import OneRowBatchNorm1d
+from zoo.nn.norm import NORMALIZATIONS, OneRowBatchNorm1d, make_norm
 from zoo.nn.numeric import (
     NumericEmbedding,
     NumericTokenizer,
@@ -19,7 +19,9 @@ from zoo.nn.utils import select
 
 __all__ = [
     "MLP",
+    "NORMALIZATIONS",
     "OneRowBatchNorm1d",
+    "make_norm",
     "SENET",
     "AttentionPooling",
     "BilinearInteraction",

@@ -1,4 +1,5 @@
-"""BatchNorm that also trains on a batch of one row (`data.batch_size=1`, a ragged last batch)."""
+"""Normalisation layers: BatchNorm that also trains on a batch of one row (`data.batch_size=1`, a
+ragged last batch), and the choice between it and LayerNorm by name."""
 
 from __future__ import annotations
 
@@ -18,3 +19,16 @@ class OneRowBatchNorm1d(nn.BatchNorm1d):
                 x, self.running_mean, self.running_var, self.weight, self.bias, training=False, eps=self.eps
             )
         return super().forward(x)
+
+
+NORMALIZATIONS = ("batch", "layer")
+
+
+def make_norm(kind: str, width: int) -> nn.Module:
+    """`batch` (OneRowBatchNorm1d: statistics over the batch) or `layer` (LayerNorm: over each row's
+    features, so training and scoring normalise a row alike)."""
+    if kind == "batch":
+        return OneRowBatchNorm1d(width)
+    if kind == "layer":
+        return nn.LayerNorm(width)
+    raise ValueError(f"normalization={kind!r}, expected one of {list(NORMALIZATIONS)}")
