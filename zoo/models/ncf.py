@@ -1,8 +1,9 @@
 """NCF: Neural Matrix Factorisation (NeuMF) over a borrower group and a loan group of fields.
 
 He et al. 2017, "Neural Collaborative Filtering" (WWW), section 3.4, as the AFCC paper's baseline
-(Table 2: Adam, lr 0.005; experiment=afcc_table3 keeps it, the everyday 1e-3 was chosen on the suite). A row plays both parts of a user-item pair: its borrower fields are
-the "user", its loan fields the "item". With separate GMF and MLP embeddings (NeuMF, Eq. 12):
+(Table 2: Adam, lr 0.005; experiment=afcc_table3 keeps it, the everyday 1e-3 was chosen on the
+suite). A row plays both parts of a user-item pair: its borrower fields are the "user", its loan
+fields the "item". With separate GMF and MLP embeddings (NeuMF, Eq. 12):
     phi_GMF = p_u^G (.) q_i^G                                (element-wise product, Eq. 9)
     phi_MLP = a_L(W_L^T (... a_2(W_2^T [p_u^M; q_i^M] + b_2) ...) + b_L)   (ReLU tower, Eq. 10)
     y = sigmoid(h^T [phi_GMF; phi_MLP])                      (we return the logit)
