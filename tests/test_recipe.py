@@ -170,6 +170,7 @@ def test_the_afcc_table3_experiment_composes_with_the_papers_settings(make_cfg):
         ("fm", {"first_order": "linear", "numeric_embedding": None}),  # Rendle's w_j x_j
         ("deepfm", {"first_order": "linear", "numeric_embedding": None}),
         ("lstm", {"readout": "last", "numeric_embedding": None}),  # the head on the last state
+        ("sae", {"learning_rate": 3e-3, "numeric_embedding": None}),  # Table 2: SAE at 3e-3
     ],
 )
 def test_afcc_table3_sets_the_papers_settings_where_the_everyday_defaults_differ(make_cfg, model, paper):

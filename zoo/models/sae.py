@@ -86,7 +86,7 @@ class StackedAutoencoder(CreditModel):
         pretrain_epochs: int = 20,
         dropout: float = 0.1,
         numeric_embedding: str | None = None,
-        learning_rate: float = 3e-3,
+        learning_rate: float = 1e-3,
         weight_decay: float = 1e-4,
     ) -> None:
         super().__init__(feature_spec=feature_spec, learning_rate=learning_rate, weight_decay=weight_decay)
