@@ -24,7 +24,8 @@ from zoo.nn import FieldEmbedding, embed_flat, flat_width, make_norm, make_numer
 
 
 class ResidualBlock(nn.Module):
-    """x + Dropout(Linear(Dropout(ReLU(Linear(BatchNorm(x)))))): [B, d_block] -> [B, d_block]."""
+    """x + Dropout(Linear(Dropout(ReLU(Linear(Norm(x)))))): [B, d_block] -> [B, d_block]; Norm is
+    BatchNorm (the paper's) or LayerNorm (`normalization`)."""
 
     def __init__(
         self,
