@@ -156,6 +156,29 @@ def test_afcc_ablations_switch_parts_off():
         assert model(batch).shape == (8,)
 
 
+def test_afcc_slot_norm_bounds_each_slot_whatever_the_embedding_scale():
+    torch.manual_seed(0)
+    spec = tiny_spec(4, 2)
+    batch = tiny_batch(spec, 8)
+    plain = AFCC(feature_spec=spec).eval()
+    normed = AFCC(feature_spec=spec, slot_norm="layer").eval()
+    normed.load_state_dict(plain.state_dict(), strict=False)  # the same E, gate and cross units
+    assert plain.slot_norm is None
+    e = plain.embed(batch["x_cat"])
+    raw = torch.cat(plain.cross(e, plain.senet(e)), dim=1)
+    torch.testing.assert_close(plain.categorical_slots(batch), raw)
+    expected = torch.nn.functional.layer_norm(raw, (16,))  # LayerNorm starts at weight 1, bias 0
+    torch.testing.assert_close(normed.categorical_slots(batch), expected)
+    with torch.no_grad():  # embeddings grown 10-fold: the raw slots grow at least 100-fold in
+        for model in (plain, normed):  # mean square, the normalised ones stay at most 1
+            model.embed.embedding.weight.mul_(10)
+        grown = plain.categorical_slots(batch).pow(2).mean(-1)
+        assert (grown >= 100 * raw.pow(2).mean(-1)).all()
+        assert (normed.categorical_slots(batch).pow(2).mean(-1) <= 1 + 1e-5).all()
+    with pytest.raises(ValueError, match=r"slot_norm='batch', expected one of \[None, 'layer'\]"):
+        AFCC(feature_spec=spec, slot_norm="batch")
+
+
 def fused_input(model: AFCC, batch: dict) -> torch.Tensor:
     """What the fused MLP reads in `model(batch)`, captured by a hook."""
     seen = []

@@ -201,7 +201,12 @@ def test_default_hparams_are_the_constructor_defaults():
 
 
 #: Layout switches a model's config may set to what the suite chose: key -> the constructor's value.
-SUITE_CHOSEN_LAYOUT = {"numeric_embedding": None, "first_order": "linear", "readout": "last"}
+SUITE_CHOSEN_LAYOUT = {
+    "numeric_embedding": None,
+    "first_order": "linear",
+    "readout": "last",
+    "slot_norm": None,
+}
 
 
 @pytest.mark.parametrize("name", BUILT_INS)
