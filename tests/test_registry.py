@@ -206,6 +206,7 @@ SUITE_CHOSEN_LAYOUT = {
     "first_order": "linear",
     "readout": "last",
     "slot_norm": None,
+    "normalization": "batch",
 }
 
 

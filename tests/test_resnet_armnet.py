@@ -12,7 +12,7 @@ from torch import nn
 
 from zoo.models.armnet import LOG_EPS, ARMNet, ExponentialNeurons
 from zoo.models.resnet import ResidualBlock, ResNet
-from zoo.nn import OneRowBatchNorm1d
+from zoo.nn import OneRowBatchNorm1d, embed_flat
 from zoo.testing import planted_batch, tiny_batch, tiny_spec
 
 
@@ -64,8 +64,29 @@ def test_resnet_with_layer_norm_normalises_each_row_alike_in_training_and_scorin
         x = torch.randn(4, 8)
         normed = torch.nn.functional.layer_norm(x, (8,), block.norm.weight, block.norm.bias, block.norm.eps)
         torch.testing.assert_close(block(x), x + block.linear1(torch.relu(block.linear0(normed))))
-    with pytest.raises(ValueError, match=r"normalization='group', expected one of \['batch', 'layer'\]"):
+    with pytest.raises(
+        ValueError, match=r"normalization='group', expected one of \['batch', 'layer', 'none'\]"
+    ):
         ResNet(feature_spec=spec, normalization="group")
+
+
+def test_resnet_without_normalisation_is_the_residual_mlp_written_out():
+    # normalization="none": x + Dropout(Linear(Dropout(ReLU(Linear(x))))), head Linear(ReLU(x)).
+    torch.manual_seed(0)
+    spec = tiny_spec(3, 2)
+    model = ResNet(
+        feature_spec=spec, d_block=8, normalization="none", hidden_dropout=0.0, residual_dropout=0.0
+    )
+    assert not any(isinstance(m, (nn.BatchNorm1d, nn.LayerNorm)) for m in model.modules())
+    batch = tiny_batch(spec, 6)
+    with torch.no_grad():
+        x_num = embed_flat(model.embed_numeric, batch["x_num"])
+        x = model.stem(torch.cat([model.embed(batch["x_cat"]).flatten(1), x_num], dim=1))
+        for block in model.blocks:
+            x = x + block.linear1(torch.relu(block.linear0(x)))
+        expected = model.head[-1](torch.relu(x)).squeeze(-1)
+        torch.testing.assert_close(model.train()(batch), expected)
+        torch.testing.assert_close(model.eval()(batch), expected)
 
 
 def test_resnet_block_is_the_identity_when_its_last_linear_is_zero():

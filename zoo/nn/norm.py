@@ -1,5 +1,5 @@
 """Normalisation layers: BatchNorm that also trains on a batch of one row (`data.batch_size=1`, a
-ragged last batch), and the choice between it and LayerNorm by name."""
+ragged last batch), and the choice between it, LayerNorm and no normalisation by name."""
 
 from __future__ import annotations
 
@@ -21,14 +21,16 @@ class OneRowBatchNorm1d(nn.BatchNorm1d):
         return super().forward(x)
 
 
-NORMALIZATIONS = ("batch", "layer")
+NORMALIZATIONS = ("batch", "layer", "none")
 
 
 def make_norm(kind: str, width: int) -> nn.Module:
-    """`batch` (OneRowBatchNorm1d: statistics over the batch) or `layer` (LayerNorm: over each row's
-    features, so training and scoring normalise a row alike)."""
+    """`batch` (OneRowBatchNorm1d: statistics over the batch), `layer` (LayerNorm: over each row's
+    features, so training and scoring normalise a row alike) or `none` (the identity)."""
     if kind == "batch":
         return OneRowBatchNorm1d(width)
     if kind == "layer":
         return nn.LayerNorm(width)
+    if kind == "none":
+        return nn.Identity()
     raise ValueError(f"normalization={kind!r}, expected one of {list(NORMALIZATIONS)}")
