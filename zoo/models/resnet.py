@@ -55,7 +55,7 @@ class ResidualBlock(nn.Module):
 
 
 class ResNet(CreditModel):
-    """Tabular ResNet (Gorishniy et al. 2021): linear stem, pre-norm residual MLP blocks, BN-ReLU head."""
+    """Tabular ResNet (Gorishniy et al. 2021): linear stem, residual MLP blocks, ReLU-linear head."""
 
     def __init__(
         self,
