@@ -169,7 +169,7 @@ def test_the_afcc_table3_experiment_composes_with_the_papers_settings(make_cfg):
         ("afcc", {"slot_norm": None, "numeric_embedding": None}),  # H as the paper forms it
         ("ncf", {"learning_rate": 5e-3, "numeric_embedding": None}),  # Table 2: NCF at 5e-3
         ("resnet", {"normalization": "batch", "learning_rate": 3e-3}),  # the paper's BatchNorm
-        ("fm", {"first_order": "linear", "numeric_embedding": None}),  # Rendle's w_j x_j
+        ("fm", {"first_order": "linear", "numeric_embedding": None, "d_embedding": 8}),  # Rendle's w_j x_j
         ("deepfm", {"first_order": "linear", "numeric_embedding": None}),
         ("lstm", {"readout": "last", "numeric_embedding": None}),  # the head on the last state
         ("sae", {"learning_rate": 3e-3, "numeric_embedding": None}),  # Table 2: SAE at 3e-3

@@ -28,7 +28,7 @@ class FM(CreditModel):
         self,
         *,
         feature_spec: FeatureSpec | dict[str, Any],
-        d_embedding: int = 8,
+        d_embedding: int = 4,
         numeric_embedding: str | None = None,
         first_order: str = "linear",
         learning_rate: float = 1e-3,
