@@ -219,11 +219,12 @@ def test_shipped_model_yaml_matches_the_constructor_defaults(name):
     defaults = registry.default_hparams(registry.get(name))
     assert set(shipped) == {"name", *defaults} and shipped["name"] == name
     # A variant is the same class with one switch set in its config (crosses on; the LSTM cell)
-    # and its own learning rates where its paper or the suite gives them (lstm: 3e-3;
-    # wide_deep_cross's wide rate: 1e-2), nothing else.
+    # and its own learning rates and widths where its paper or the suite gives them (lstm: 3e-3
+    # and hidden 128; wide_deep_cross's wide rate: 1e-2), nothing else.
     found = registry.discover()
     shared = any(n != name and found[n].value == found[name].value for n in found)
-    allowed = {"use_crosses", "cell", "learning_rate", "wide_learning_rate"} if shared else set()
+    variant_keys = {"use_crosses", "cell", "learning_rate", "wide_learning_rate", "hidden_size"}
+    allowed = variant_keys if shared else set()
     # A neural model's config takes the layout the benchmark suite chose for it (numeric embedding,
     # FM's linear term, the recurrent readout); the constructors keep the papers' layout, so
     # checkpoints saved without the setting load as they were saved.

@@ -146,7 +146,7 @@ def test_cnn_sees_local_windows_and_keeps_the_length(n_categorical, n_numeric):
         assert torch.isfinite(model(tiny_batch(spec, 3))).all()
 
 
-def test_rnn_and_lstm_are_one_class_whose_configs_differ_in_cell_rate_embedding_and_readout():
+def test_rnn_and_lstm_are_one_class_whose_configs_differ_in_cell_rate_width_embedding_and_readout():
     rnn, lstm, cnn = (
         {k: v for k, v in default_config(name).items() if k != "description"}
         for name in ("rnn", "lstm", "cnn")
@@ -154,12 +154,14 @@ def test_rnn_and_lstm_are_one_class_whose_configs_differ_in_cell_rate_embedding_
     defaults = as_config(constructor_defaults(Recurrent))
     # rnn is the constructor's defaults but for the numeric embedding (chosen on the benchmark
     # suite; the constructor keeps None so checkpoints saved without it load as saved); lstm also
-    # changes the cell, takes the paper's rate and reads the mean of its states (the suite's).
+    # changes the cell, takes the paper's rate, and has 128 units and reads the mean of its states
+    # (the suite's).
     assert {k for k in defaults if rnn[k] != defaults[k]} == {"numeric_embedding"}
-    changed = {"cell", "learning_rate", "numeric_embedding", "readout"}
+    changed = {"cell", "learning_rate", "numeric_embedding", "readout", "hidden_size"}
     assert {k for k in defaults if lstm[k] != defaults[k]} == changed
     assert rnn["numeric_embedding"] == lstm["numeric_embedding"] == "piecewise_linear"
     assert (lstm["cell"], lstm["learning_rate"], lstm["readout"]) == ("lstm", 3e-3, "mean")
+    assert (rnn["hidden_size"], lstm["hidden_size"]) == (64, 128)
     assert rnn["learning_rate"] == cnn["learning_rate"] == 1e-3  # the paper's Table 2
     cnn_defaults = as_config(constructor_defaults(CNN))
     assert {k for k in cnn_defaults if cnn[k] != cnn_defaults[k]} == {"numeric_embedding"}
@@ -168,7 +170,7 @@ def test_rnn_and_lstm_are_one_class_whose_configs_differ_in_cell_rate_embedding_
     for config, module in ((rnn, nn.RNN), (lstm, nn.LSTM)):
         model = Recurrent(feature_spec=spec, **{k: v for k, v in config.items() if k != "name"})
         assert type(model.recurrent) is module
-        assert model.recurrent.num_layers == 1 and model.recurrent.hidden_size == 64
+        assert model.recurrent.num_layers == 1 and model.recurrent.hidden_size == config["hidden_size"]
 
 
 def test_bad_hyperparameters_are_refused_with_the_value():
