@@ -257,6 +257,10 @@ def test_preprocessing_and_specs_saved_before_v2_still_load():
     # A model saved without the numeric_embedding hyperparameter builds as it did: no embedding.
     net = registry.get("afcc")(feature_spec=spec)
     assert not any(type(m).__name__ == "NumericEmbedding" for m in net.modules())
+    # Nor the later layout switches: afcc's H as the paper forms it, resnet with BatchNorm.
+    assert net.slot_norm is None and not any(isinstance(m, torch.nn.LayerNorm) for m in net.modules())
+    resnet = registry.get("resnet")(feature_spec=spec)
+    assert sum(isinstance(m, torch.nn.BatchNorm1d) for m in resnet.modules()) == 3  # 2 blocks, head
 
 
 # --- scoring reproduces a run trained with the new preprocessing ----------------------------------
