@@ -175,8 +175,10 @@ def test_afcc_slot_norm_bounds_each_slot_whatever_the_embedding_scale():
         grown = plain.categorical_slots(batch).pow(2).mean(-1)
         assert (grown >= 100 * raw.pow(2).mean(-1)).all()
         assert (normed.categorical_slots(batch).pow(2).mean(-1) <= 1 + 1e-5).all()
-    with pytest.raises(ValueError, match=r"slot_norm='batch', expected one of \[None, 'layer'\]"):
+    with pytest.raises(ValueError, match=r"slot_norm='batch', expected one of \['none', 'layer'\]"):
         AFCC(feature_spec=spec, slot_norm="batch")
+    with pytest.raises(ValueError, match=r"slot_norm=None, expected one of \['none', 'layer'\]"):
+        AFCC(feature_spec=spec, slot_norm=None)
 
 
 def fused_input(model: AFCC, batch: dict) -> torch.Tensor:

@@ -166,7 +166,7 @@ def test_the_afcc_table3_experiment_composes_with_the_papers_settings(make_cfg):
 @pytest.mark.parametrize(
     ("model", "paper"),
     [
-        ("afcc", {"slot_norm": None, "numeric_embedding": None}),  # H as the paper forms it
+        ("afcc", {"slot_norm": "none", "numeric_embedding": None}),  # H as the paper forms it
         ("ncf", {"learning_rate": 5e-3, "numeric_embedding": None}),  # Table 2: NCF at 5e-3
         ("resnet", {"normalization": "batch", "learning_rate": 3e-3}),  # the paper's BatchNorm
         ("fm", {"first_order": "linear", "numeric_embedding": None, "d_embedding": 8}),  # Rendle's w_j x_j

@@ -205,7 +205,7 @@ SUITE_CHOSEN_LAYOUT = {
     "numeric_embedding": None,
     "first_order": "linear",
     "readout": "last",
-    "slot_norm": None,
+    "slot_norm": "none",
     "normalization": "batch",
 }
 

@@ -44,8 +44,8 @@ if TYPE_CHECKING:
 #: The SENET field weights averaged over the test rows, and their chart.
 FIELD_WEIGHTS_FILE = "senet_field_weights.csv"
 FIELD_WEIGHTS_PLOT = "senet_field_weights.png"
-#: `slot_norm`: none (the paper's H) or a LayerNorm over each slot.
-SLOT_NORMS = (None, "layer")
+#: `slot_norm`: none (the paper's H) or a LayerNorm over each slot, named as `zoo.nn.make_norm` names them.
+SLOT_NORMS = ("none", "layer")
 
 
 class AFCC(CreditModel):
@@ -67,7 +67,7 @@ class AFCC(CreditModel):
         numeric_hidden: Sequence[int] = (128, 64),
         dropout: float = 0.2,
         numeric_embedding: str | None = None,
-        slot_norm: str | None = None,
+        slot_norm: str = "none",
         learning_rate: float = 1e-3,
         weight_decay: float = 1e-4,
     ) -> None:
@@ -94,7 +94,7 @@ class AFCC(CreditModel):
         # shared by the slots). Cross-compression multiplies an embedding by its gated form, and
         # the attention weights favour the largest slot, so without it a category seen only among
         # good loans can grow one slot far past the rest and set the logit alone (-25 on a held-out
-        # fold of lendingclub_openintro). None (the constructor's default) keeps the paper's H.
+        # fold of lendingclub_openintro). "none" (the constructor's default) keeps the paper's H.
         if slot_norm not in SLOT_NORMS:
             raise ValueError(f"slot_norm={slot_norm!r}, expected one of {list(SLOT_NORMS)}")
         self.slot_norm = nn.LayerNorm(d_embedding) if slot_norm == "layer" and m else None
