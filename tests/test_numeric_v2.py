@@ -16,9 +16,11 @@ from zoo.data import special
 from zoo.data.datamodule import CreditDataModule
 from zoo.data.encoding import SMOOTH_CLIP, fit_numeric
 from zoo.data.preprocess import SPECIAL_INFIX, Preprocessor
+from zoo.data.sources import DATASET_DEFAULTS
 from zoo.data.spec import FeatureSpec
 from zoo.errors import ZooError
 from zoo.testing import tiny_batch, tiny_spec
+from zoo.train import config_dir
 
 RNG = np.random.default_rng(7)
 N = 5000
@@ -302,3 +304,40 @@ def test_predict_reproduces_the_runs_predictions_with_codes_embeddings_and_integ
     runs = saved_rows.merge(scores, on="row", suffixes=("_run", "_scored"))
     assert len(scores) == 800 and len(runs) == len(saved_rows) == 320
     np.testing.assert_array_equal(runs["prob_run"].to_numpy(), runs["prob_scored"].to_numpy())
+
+
+def test_every_shipped_dataset_config_sets_the_preprocessing_defaults():
+    """The values a hand-written config gets for a left-out key are the ones every shipped config
+    writes out, so the two cannot drift apart."""
+    from omegaconf import OmegaConf
+
+    for path in sorted((config_dir() / "dataset").glob("*.yaml")):
+        written = OmegaConf.load(path)
+        assert {k: written[k] for k in DATASET_DEFAULTS} == DATASET_DEFAULTS, path.name
+
+
+def test_a_dataset_config_without_the_preprocessing_keys_reads_as_the_shipped_ones():
+    """Leaving out numeric_encoding, special values and bins gives the suite's choices
+    (quantile-normal, codes found, 32 bins), not standard scaling of a column a sentinel ruined."""
+    rng = np.random.default_rng(0)
+    n = 600
+    amount = rng.lognormal(8, 1.5, n)
+    amount[rng.random(n) < 0.05] = 999999.0  # a sentinel in 5 % of rows
+    frame = pd.DataFrame({"amount": amount, "c": rng.choice(["a", "b"], n), "y": rng.integers(0, 2, n)})
+    bare = {"name": "t", "target": "y", "bad_value": 1}
+    built = {}
+    for label, ds in (("bare", bare), ("written", {**bare, **DATASET_DEFAULTS})):
+        dm = CreditDataModule(ds, frame=frame, seed=0)
+        dm.build()
+        built[label] = dm
+    fields = {f.name: f for f in built["bare"].preprocessor.numeric_fields_}
+    assert fields["amount"].encoding == "quantile_normal"
+    assert fields["amount"].special_values == (999999.0,) and fields["amount"].max_bins == 32
+    assert built["bare"].preprocessor.numeric_fields_ == built["written"].preprocessor.numeric_fields_
+    for split in ("train", "val", "test"):
+        bare_rows, written_rows = (built[k].arrays[split]["x_num"] for k in ("bare", "written"))
+        np.testing.assert_array_equal(bare_rows, written_rows)
+    # an explicit null still means "uncapped" for the bins, as docs/configuration.md says
+    dm = CreditDataModule({**bare, "numeric_bins": None}, frame=frame, seed=0)
+    dm.build()
+    assert {f.name: f for f in dm.preprocessor.numeric_fields_}["amount"].max_bins is None

@@ -19,7 +19,13 @@ from zoo.data import splits
 from zoo.data.batches import DeviceBatches
 from zoo.data.guards import check_data
 from zoo.data.preprocess import Preprocessor, cross_name
-from zoo.data.sources import check_dataset_keys, describe_source, file_source_stamp, load_frame
+from zoo.data.sources import (
+    DATASET_DEFAULTS,
+    check_dataset_keys,
+    describe_source,
+    file_source_stamp,
+    load_frame,
+)
 from zoo.data.spec import FeatureSpec
 from zoo.data.threads import map_columns
 from zoo.data.validate import check_features, infer_roles, integer_categories, resolve_target
@@ -160,7 +166,8 @@ class CreditDataModule(pl.LightningDataModule):
             for c in ([cols] if isinstance(cols, str) else cols or [])
         }
         inferred = {c: r for c, r in roles.items() if c not in given}
-        coded = integer_categories(features, inferred, parts[0], ds.get("integer_categories"))
+        setting = {key: ds.get(key, default) for key, default in DATASET_DEFAULTS.items()}
+        coded = integer_categories(features, inferred, parts[0], setting["integer_categories"])
         roles.update({c: "categorical" for c in coded})
         with self._timed("validate"):
             features = check_features(features, roles)
@@ -190,12 +197,12 @@ class CreditDataModule(pl.LightningDataModule):
             categorical=categorical,
             numeric=numeric,
             crosses=crosses,
-            cross_auto_k=int(ds.get("cross_auto_k", 4)),
+            cross_auto_k=int(setting["cross_auto_k"]),
             cross_hash_buckets=ds.get("cross_hash_buckets"),
-            numeric_encoding=ds.get("numeric_encoding") or "standard",
+            numeric_encoding=setting["numeric_encoding"] or DATASET_DEFAULTS["numeric_encoding"],
             special_values=ds.get("special_values"),
-            detect_special_values=ds.get("detect_special_values", False),
-            numeric_bins=ds.get("numeric_bins"),
+            detect_special_values=setting["detect_special_values"],
+            numeric_bins=setting["numeric_bins"],
         )
         with self._timed("fit"):
             preprocessor.fit(features.iloc[parts[0]])

@@ -20,6 +20,7 @@ from zoo.data.encoding import (
     sort_keys,
     special_field,
 )
+from zoo.data.sources import DATASET_DEFAULTS
 from zoo.data.spec import (
     MISSING_INDEX,
     N_RESERVED,
@@ -134,7 +135,7 @@ class Preprocessor:
                 f"dataset.numeric_encoding names {unknown[0]!r}, which is not a numeric field; "
                 f"numeric fields are: {', '.join(self.numeric) or '(none)'}"
             )
-        return str(chosen.get(name, chosen.get("default", "standard")))
+        return str(chosen.get(name, chosen.get("default", DATASET_DEFAULTS["numeric_encoding"])))
 
     def fit(self, frame: pd.DataFrame) -> Preprocessor:
         n = len(frame)

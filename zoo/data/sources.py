@@ -27,6 +27,16 @@ DATASET_KEYS = (
     "special_values", "detect_special_values", "integer_categories", "protected", "allow_protected",
     "numeric_bins",
 )  # fmt: skip
+#: The preprocessing a dataset config gets for a key it leaves out: the values every shipped
+#: config sets (chosen on the benchmark suite, docs/performance.md), so a config written by hand
+#: is read as `conf/dataset/csv.yaml` would be.
+DATASET_DEFAULTS: dict[str, Any] = {
+    "numeric_encoding": "quantile_normal",
+    "detect_special_values": True,
+    "numeric_bins": 32,
+    "integer_categories": None,
+    "cross_auto_k": 4,
+}
 #: How a CSV is read unless the dataset config says otherwise.
 READING = {"sep": ",", "decimal": ".", "encoding": "utf-8"}
 
