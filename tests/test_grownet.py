@@ -7,12 +7,14 @@ import copy
 import warnings
 from pathlib import Path
 
+import pytest
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from zoo.models.grownet import GrowNet
+from zoo.nn import OneRowBatchNorm1d
 from zoo.testing import planted_batch, quiet_trainer, tiny_batch, tiny_spec
 
 
@@ -190,3 +192,28 @@ def test_checkpoint_keeps_n_active(tmp_path):
         torch.testing.assert_close(got, expected, rtol=0, atol=0)
         loaded.n_active.fill_(4)
         assert not torch.allclose(loaded(test), expected)  # the untrained learners would change it
+
+
+def test_normalization_replaces_each_batchnorm_of_the_learners():
+    """`batch` keeps the authors' BatchNorm (input of every learner but the first, each hidden
+    layer but the last); `layer` puts LayerNorm there and `none` nothing, with the same layers."""
+    counts = {}
+    for kind, module in (("batch", OneRowBatchNorm1d), ("layer", torch.nn.LayerNorm), ("none", None)):
+        model = grownet(n_stages=3, hidden=[8, 8, 4], normalization=kind)
+        norms = [m for m in model.modules() if isinstance(m, (OneRowBatchNorm1d, torch.nn.LayerNorm))]
+        assert all(type(m) is module for m in norms)
+        counts[kind] = len(norms)
+        linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+        assert len(linears) == 3 * 4  # three hidden layers and a head per learner
+    # 2 hidden norms in each of 3 learners, and the input norm of learners 2 and 3
+    assert counts == {"batch": 8, "layer": 8, "none": 0}
+    model = grownet(normalization="none").eval()
+    out = model(tiny_batch(tiny_spec()))
+    assert torch.isfinite(out).all()
+
+
+def test_a_bad_normalization_is_refused_with_the_value():
+    with pytest.raises(
+        ValueError, match=r"normalization='group', expected one of \['batch', 'layer', 'none'\]"
+    ):
+        grownet(n_stages=1, hidden=[4], normalization="group")

@@ -39,7 +39,7 @@ from torch import nn
 from zoo.base_rate import training_log_odds
 from zoo.data.spec import FeatureSpec
 from zoo.models.base import Batch, CreditModel, Output
-from zoo.nn import FieldEmbedding, OneRowBatchNorm1d, embed_flat, flat_width, make_numeric_embedding
+from zoo.nn import NORMALIZATIONS, FieldEmbedding, embed_flat, flat_width, make_norm, make_numeric_embedding
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ class WeakLearner(nn.Module):
     As the authors' MLP_2HL: [embeddings, numerics, previous penultimate] -> BatchNorm (not on the
     first learner) -> linear -> LeakyReLU(0.1) -> BatchNorm per hidden layer but the last, whose
     pre-activation is the penultimate layer the next learner reads; -> ReLU -> linear -> f(x).
+    `normalization` puts LayerNorm (`layer`) or nothing (`none`) where the authors have BatchNorm.
     """
 
     def __init__(
@@ -62,6 +63,7 @@ class WeakLearner(nn.Module):
         d_previous: int,
         numeric_embedding: str | None = None,
         bins: Sequence[Sequence[float]] | None = None,
+        normalization: str = "batch",
     ) -> None:
         super().__init__()
         # CHOICE: each learner embeds the categoricals with its own table (a factorised first
@@ -72,11 +74,11 @@ class WeakLearner(nn.Module):
         d_in = len(cardinalities) * d_embedding + flat_width(self.embed_numeric, n_numeric) + d_previous
         if d_in - d_previous < 1:
             raise ValueError("feature_spec has no categorical and no numeric field, expected at least one")
-        self.input_norm = OneRowBatchNorm1d(d_in) if d_previous else None
+        self.input_norm = make_norm(normalization, d_in) if d_previous else None
         layers: list[nn.Module] = []
         width = d_in
         for h in hidden[:-1]:
-            layers += [nn.Linear(width, h), nn.LeakyReLU(0.1), OneRowBatchNorm1d(h)]
+            layers += [nn.Linear(width, h), nn.LeakyReLU(0.1), make_norm(normalization, h)]
             width = h
         layers.append(nn.Linear(width, hidden[-1]))
         self.body = nn.Sequential(*layers)
@@ -111,6 +113,7 @@ class GrowNet(CreditModel):
         correct_epochs: int = 4,
         initial_boost_rate: float = 1.0,
         numeric_embedding: str | None = None,
+        normalization: str = "batch",
         learning_rate: float = 3e-3,
         weight_decay: float = 0.0,
     ) -> None:
@@ -119,6 +122,8 @@ class GrowNet(CreditModel):
             raise ValueError(f"n_stages={n_stages}, expected a positive integer")
         if not hidden or any(int(h) < 1 for h in hidden):
             raise ValueError(f"hidden={list(hidden)}, expected one or more positive layer widths")
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization={normalization!r}, expected one of {list(NORMALIZATIONS)}")
         if epochs_per_stage < 1 or correct_epochs < 0:
             raise ValueError(
                 f"epochs_per_stage={epochs_per_stage}, correct_epochs={correct_epochs}, "
@@ -138,6 +143,7 @@ class GrowNet(CreditModel):
                 d_previous=hidden[-1] if k else 0,
                 numeric_embedding=numeric_embedding,
                 bins=spec.numeric_bins(numeric_embedding),
+                normalization=normalization,
             )
             for k in range(n_stages)
         )
