@@ -78,6 +78,12 @@ def _run(make_cfg, path: Path, *overrides: str, tmp_path: Path) -> dict:
         (lambda f: f, ["data.date_column=age_in_years", "data.n_folds=5"], "are both set"),
         (lambda f: f, ["early_stopping.monitor=val/log_loss"], "monitor='val/log_loss', expected one of"),
         (lambda f: f, ["optimized_metric=val/log_loss"], "optimized_metric='val/log_loss', expected val/"),
+        (lambda f: f, ["dataset.cross_auto_k=null"], "cross_auto_k=None, expected an integer of at least 2"),
+        (
+            lambda f: f,
+            ["dataset.cross_auto_k=many"],
+            "cross_auto_k='many', expected an integer of at least 2",
+        ),
     ],
 )
 def test_bad_input_is_one_clear_line(tmp_path, make_cfg, mutate, overrides, message):

@@ -18,7 +18,7 @@ from zoo.config_targets import plain as _plain
 from zoo.data import splits
 from zoo.data.batches import DeviceBatches
 from zoo.data.guards import check_data
-from zoo.data.preprocess import Preprocessor, cross_name
+from zoo.data.preprocess import Preprocessor, check_cross_auto_k, cross_name
 from zoo.data.sources import (
     DATASET_DEFAULTS,
     check_dataset_keys,
@@ -197,7 +197,7 @@ class CreditDataModule(pl.LightningDataModule):
             categorical=categorical,
             numeric=numeric,
             crosses=crosses,
-            cross_auto_k=int(setting["cross_auto_k"]),
+            cross_auto_k=check_cross_auto_k(setting["cross_auto_k"]),
             cross_hash_buckets=ds.get("cross_hash_buckets"),
             numeric_encoding=setting["numeric_encoding"] or DATASET_DEFAULTS["numeric_encoding"],
             special_values=ds.get("special_values"),

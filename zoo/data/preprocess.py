@@ -454,6 +454,13 @@ class Preprocessor:
         return out
 
 
+def check_cross_auto_k(value: Any) -> int:
+    """`dataset.cross_auto_k`: how many categorical fields `crosses: auto` pairs; two at least."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+        raise ZooError(f"dataset.cross_auto_k={value!r}, expected an integer of at least 2")
+    return int(value)
+
+
 def check_numeric_bins(value: Any) -> int | None:
     """`dataset.numeric_bins`: null (a bin per distinct saved quantile) or a positive integer."""
     if value is None:
