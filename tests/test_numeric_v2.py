@@ -341,3 +341,21 @@ def test_a_dataset_config_without_the_preprocessing_keys_reads_as_the_shipped_on
     dm = CreditDataModule({**bare, "numeric_bins": None}, frame=frame, seed=0)
     dm.build()
     assert {f.name: f for f in dm.preprocessor.numeric_fields_}["amount"].max_bins is None
+
+
+def test_a_runs_config_writes_out_the_preprocessing_it_got(make_cfg, tmp_path):
+    """A dataset config that leaves the keys out is saved with the values the run used, so a
+    resume, or a later change of the defaults, reads the run the same."""
+    from omegaconf import OmegaConf
+
+    from zoo.train import train
+
+    source = tmp_path / "messy.csv"
+    _messy_frame(300).to_csv(source, index=False)
+    left_out = [f"~dataset.{key}" for key in DATASET_DEFAULTS]
+    cfg = make_cfg("model=lr", "dataset=csv", f"dataset.path={source}", "dataset.target=default",
+                   "dataset.bad_value=1", *left_out)  # fmt: skip
+    assert not set(DATASET_DEFAULTS) & set(cfg.dataset)
+    train(cfg, tmp_path / "run")
+    saved = OmegaConf.load(tmp_path / "run" / "config.yaml").dataset
+    assert {key: saved[key] for key in DATASET_DEFAULTS} == DATASET_DEFAULTS

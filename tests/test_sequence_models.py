@@ -102,6 +102,25 @@ def test_mean_readout_reads_the_mean_of_the_top_layers_states(cell):
         Recurrent(feature_spec=spec, readout="max")  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+def test_bidirectional_reads_the_forward_pass_after_the_last_field_and_the_backward_after_the_first(
+    cell,
+):
+    torch.manual_seed(0)
+    spec = tiny_spec(2, 2)
+    model = Recurrent(feature_spec=spec, cell=cell, n_layers=2, hidden_size=5, bidirectional=True).eval()
+    assert model.head.in_features == 10
+    batch = tiny_batch(spec, 6)
+    with torch.no_grad():
+        outputs, _ = model.recurrent(model.tokens(batch))  # the top layer: [B, L, forward | backward]
+        got = model(batch)
+        both_ends = torch.cat([outputs[:, -1, :5], outputs[:, 0, 5:]], dim=-1)
+        torch.testing.assert_close(got, model.head(both_ends).squeeze(-1))
+        assert not torch.allclose(got, model.head(outputs[:, -1]).squeeze(-1), atol=1e-4)
+        mean = Recurrent(feature_spec=spec, cell=cell, bidirectional=True, readout="mean").eval()
+        assert mean(batch).shape == (6,)
+
+
 def test_lstm_with_two_layers_builds_and_trains_on_the_edge_specs(tmp_path):
     # No categorical, no numeric, a single categorical and a single numeric field (a sequence of
     # one); every parameter of both layers gets a gradient.

@@ -10,11 +10,12 @@ from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from zoo import registry
 from zoo.config_targets import plain
 from zoo.data.datamodule import CreditDataModule
+from zoo.data.sources import DATASET_DEFAULTS
 from zoo.errors import ZooError
 from zoo.fitting import Fitted, fit, fit_record, refitted
 from zoo.models.base import CreditModel
@@ -156,7 +157,11 @@ def _train(cfg: DictConfig, run_dir: Path, resume: ResumePoint | None) -> dict[s
     checkpoint = resume.checkpoint if resume is not None else None
     if checkpoint is not None:
         keep_logs(run_dir)  # before the logger starts: Lightning's CSV logger deletes its old file
-    # The resolved config first: an interrupted run is resumed with exactly this config.
+    # The resolved config first: an interrupted run is resumed with exactly this config. Left-out
+    # preprocessing keys are written out, so it says what the run used whatever the defaults become.
+    with open_dict(cfg):
+        for key, default in DATASET_DEFAULTS.items():
+            cfg.dataset.setdefault(key, default)
     write_text(run_dir / CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
     fitted: Fitted | None
     if resume is not None and resume.fitted is not None:  # the fit had ended: write the outputs

@@ -12,6 +12,8 @@ included). The recurrence runs over them from t_1 and the head reads the state a
 
 `readout: mean` reads the mean of the top layer's states, (1/L) sum_l h_l, in place of h_L: every
 field then reaches the head in one step rather than through the rest of the sequence.
+`bidirectional: true` adds a backward pass from t_L to t_1 (torch's option); the head reads the
+forward state after t_L beside the backward state after t_1 (or the mean of both directions').
 
 `rnn` and `lstm` are this class: conf/model/lstm.yaml sets `cell: lstm`, the paper's learning
 rate and `readout: mean`. Where the paper is silent, the choice is marked "CHOICE" here and listed in
@@ -53,6 +55,7 @@ class Recurrent(CreditModel):
         n_layers: int = 1,
         dropout: float = 0.2,
         readout: Literal["last", "mean"] = "last",
+        bidirectional: bool = False,
         numeric_embedding: str | None = None,
         learning_rate: float = 1e-3,
         weight_decay: float = 1e-4,
@@ -92,21 +95,25 @@ class Recurrent(CreditModel):
             num_layers=n_layers,
             batch_first=True,
             dropout=dropout if n_layers > 1 else 0.0,
+            bidirectional=bidirectional,
         )
         # CHOICE: dropout on the last state, then one linear layer to the logit.
         self.state_dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(hidden_size, 1)
+        self.head = nn.Linear(hidden_size * (2 if bidirectional else 1), 1)
 
     def tokens(self, batch: Batch) -> torch.Tensor:
         """The field tokens in sequence order (`token_names`): [B, L, d]."""
         return torch.cat([self.embed(batch["x_cat"]), self.tokenize(batch["x_num"])], dim=1)
 
     def last_state(self, tokens: torch.Tensor) -> torch.Tensor:
-        """The top layer's state the head reads (`readout`): [B, L, d] -> [B, hidden_size]."""
+        """The top layer's state the head reads (`readout`): [B, L, d] -> [B, hidden_size], twice
+        that wide when bidirectional (both directions side by side)."""
         outputs, state = self.recurrent(tokens)
         if self.readout == "mean":
             return outputs.mean(dim=1)
         hidden = state[0] if isinstance(state, tuple) else state  # the LSTM's state is (h, c)
+        if self.recurrent.bidirectional:  # the forward pass after t_L, the backward one after t_1
+            return torch.cat([hidden[-2], hidden[-1]], dim=-1)
         return hidden[-1]
 
     def forward(self, batch: Batch) -> torch.Tensor:
