@@ -67,6 +67,7 @@ NEURAL = (
 )  # fmt: skip
 ZOO_OTHER = ("lr", "lr_cross", "catboost")
 PEERS = ("catboost_direct", "lightgbm", "sklearn_lr_quantile", "realmlp_td", "tabm_d")
+PYTABKIT = ("realmlp_td", "tabm_d")
 #: Explanations at their cheapest: the suite reads only the predictions.
 QUICK = ["explain.permutation_repeats=1", "explain.top_fields=1", "explain.max_rows=200", "explain.reasons=0"]
 CSV_FIELDS = [
@@ -193,7 +194,9 @@ def sklearn_lr_quantile(fold: parity.Fold) -> np.ndarray:
     return model.predict_proba(fold.x["test"])[:, 1]
 
 
-def run_peer(name: str, fold: parity.Fold, seed: int, threads: int) -> tuple[dict[str, float], str]:
+def run_peer(
+    name: str, fold: parity.Fold, seed: int, threads: int, val_metric: str | None = None
+) -> tuple[dict[str, float], str]:
     if name == "catboost_direct":
         hp = dict(parity.OmegaConf.to_container(parity.compose_cfg(["model=catboost"]).model))
         prob = parity.catboost_direct(fold, seed, hp)
@@ -202,9 +205,17 @@ def run_peer(name: str, fold: parity.Fold, seed: int, threads: int) -> tuple[dic
     elif name == "sklearn_lr_quantile":
         prob = sklearn_lr_quantile(fold)
     else:
-        prob = parity.pytabkit_model(name, fold, seed, threads, None)
+        prob = parity.pytabkit_model(name, fold, seed, threads, val_metric)
     metrics = compute_metrics(np.clip(np.asarray(prob, dtype=np.float64), 0.0, 1.0), fold.y["test"])
     return {m: metrics[m] for m in ("auc", "brier", "logloss")}, ""
+
+
+def peer_label(name: str, val_metric: str | None) -> str:
+    """A peer's variant: `peer` at its defaults; RealMLP and TabM with another validation metric
+    are entries of their own (`tabm_d@val_cross_entropy`), never pooled with the default runs."""
+    if val_metric and name in PYTABKIT:
+        return f"val_{val_metric}"
+    return "peer"
 
 
 def read_rows(paths: list[Path]) -> list[dict[str, Any]]:
@@ -255,7 +266,7 @@ def run(args: argparse.Namespace) -> None:
     tasks = [t for i, t in enumerate(tasks) if i % n_shards == shard]
     folds: dict[tuple[str, int], parity.Fold] = {}
     for ds, k, m in tasks:
-        variant = args.variant if m not in PEERS else "peer"
+        variant = args.variant if m not in PEERS else peer_label(m, args.pytabkit_val_metric)
         if (ds, m, variant, args.seed, k) in done:
             continue
         if (ds, k) not in folds:
@@ -266,7 +277,7 @@ def run(args: argparse.Namespace) -> None:
         started = time.perf_counter()
         try:
             if m in PEERS:
-                metrics, note = run_peer(m, fold, args.seed, args.threads)
+                metrics, note = run_peer(m, fold, args.seed, args.threads, args.pytabkit_val_metric)
             else:
                 metrics, note = run_zoo(
                     m, ds, fold, args.n_folds, k, args.seed, args.zoo_override, args.keep_runs
@@ -387,6 +398,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("suite.csv"))
     parser.add_argument(
         "--keep-runs", type=Path, help="keep the zoo runs here, for benchmarks/ensemble.py --work (disk)"
+    )
+    parser.add_argument(
+        "--pytabkit-val-metric",
+        help="val_metric_name for RealMLP-TD and TabM-D (e.g. cross_entropy; default: the library's, "
+        "classification error); their rows get the variant val_<name>",
     )
     parser.add_argument("--report", nargs="*", type=Path, help="print the tables of these CSVs and stop")
     parser.add_argument("--compare", nargs=2, metavar=("OLD", "NEW"), help="with --report: per-model change")

@@ -162,3 +162,35 @@ def test_a_line_cut_short_by_a_kill_is_run_again(tmp_path: Path, monkeypatch) ->
     ]
     suite.run(suite.parse_args(argv))
     assert trained == [1]
+
+
+def test_pytabkit_peers_with_another_validation_metric_are_entries_of_their_own(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """--pytabkit-val-metric reaches RealMLP/TabM and labels their rows; other peers stay `peer`."""
+    called: list[tuple[str, str | None]] = []
+
+    def fake_pytabkit(name, fold, seed, threads, val_metric):
+        called.append((name, val_metric))
+        return [0.2, 0.8]
+
+    monkeypatch.setattr(suite.parity, "pytabkit_model", fake_pytabkit)
+    monkeypatch.setattr(suite.parity, "build_fold", lambda *args: type("F", (), {"y": {"test": [0, 1]}})())
+    monkeypatch.setattr(suite, "sklearn_lr_quantile", lambda fold: [0.3, 0.6])
+    out = tmp_path / "suite.csv"
+    argv = ["--datasets", "german", "--models", "tabm_d", "sklearn_lr_quantile", "--folds", "1"]
+    argv += ["--out", str(out)]
+    suite.run(suite.parse_args([*argv, "--pytabkit-val-metric", "cross_entropy"]))
+    suite.run(suite.parse_args(argv))  # the default metric: a new entry, not "done"
+    assert called == [("tabm_d", "cross_entropy"), ("tabm_d", None)]
+    rows = suite.read_rows([out])
+    assert [(r["model"], r["variant"]) for r in rows] == [
+        ("tabm_d", "val_cross_entropy"),
+        ("sklearn_lr_quantile", "peer"),
+        ("tabm_d", "peer"),
+    ]
+    assert set(suite.summary(rows).index.get_level_values("entry")) == {
+        "tabm_d@val_cross_entropy",
+        "tabm_d",
+        "sklearn_lr_quantile",
+    }
