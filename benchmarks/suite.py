@@ -218,6 +218,20 @@ def peer_label(name: str, val_metric: str | None) -> str:
     return "peer"
 
 
+def unknown_pytabkit_metric(name: str) -> str | None:
+    """Why `name` is no pytabkit metric, in one line, or None (also when pytabkit is not installed:
+    the peers then report that themselves). Checked before any fold is built, not after an epoch."""
+    try:
+        from pytabkit.models.training.metrics import Metrics
+    except ImportError:
+        return None
+    try:
+        Metrics.apply(torch.tensor([[0.0, 1.0], [1.0, 0.0]]), torch.tensor([[1], [0]]), name)
+    except ValueError:
+        return f"--pytabkit-val-metric={name!r}, expected a pytabkit metric name such as 1-auc_ovr or brier"
+    return None
+
+
 def read_rows(paths: list[Path]) -> list[dict[str, Any]]:
     rows = []
     for path in paths:
@@ -401,12 +415,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--pytabkit-val-metric",
-        help="val_metric_name for RealMLP-TD and TabM-D (e.g. cross_entropy; default: the library's, "
-        "classification error); their rows get the variant val_<name>",
+        help="val_metric_name for RealMLP-TD and TabM-D (e.g. 1-auc_ovr; default: the library's, "
+        "classification error); their rows get the variant val_<name>. TabM's cross_entropy is "
+        "applied to probabilities, so it is nearly flat (docs/performance.md)",
     )
     parser.add_argument("--report", nargs="*", type=Path, help="print the tables of these CSVs and stop")
     parser.add_argument("--compare", nargs=2, metavar=("OLD", "NEW"), help="with --report: per-model change")
     args = parser.parse_args(argv)
+    if args.pytabkit_val_metric:
+        problem = unknown_pytabkit_metric(args.pytabkit_val_metric)
+        if problem:
+            parser.error(problem)
     i, n = (int(v) for v in args.shard.split("/"))
     args.shard = (i, n)
     return args

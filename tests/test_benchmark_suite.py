@@ -194,3 +194,24 @@ def test_pytabkit_peers_with_another_validation_metric_are_entries_of_their_own(
         "tabm_d",
         "sklearn_lr_quantile",
     }
+
+
+def test_an_unknown_pytabkit_metric_is_refused_before_any_fold(monkeypatch, capsys) -> None:
+    """A misspelt --pytabkit-val-metric stops at the command line in one line, not after an epoch
+    of every fold. pytabkit's own check is stood in for, so this runs without the bench extra."""
+    import types
+
+    def apply(y_pred, y, name):
+        if name not in ("class_error", "1-auc_ovr"):
+            raise ValueError(f"Unknown metric {name}")
+
+    fake = types.ModuleType("pytabkit.models.training.metrics")
+    fake.Metrics = types.SimpleNamespace(apply=apply)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "pytabkit.models.training.metrics", fake)
+    assert suite.parse_args(["--pytabkit-val-metric", "1-auc_ovr"]).pytabkit_val_metric == "1-auc_ovr"
+    with pytest.raises(SystemExit):
+        suite.parse_args(["--pytabkit-val-metric", "1-auc"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.endswith(
+        "--pytabkit-val-metric='1-auc', expected a pytabkit metric name such as 1-auc_ovr or brier"
+    )

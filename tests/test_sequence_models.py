@@ -119,6 +119,8 @@ def test_bidirectional_reads_the_forward_pass_after_the_last_field_and_the_backw
         assert not torch.allclose(got, model.head(outputs[:, -1]).squeeze(-1), atol=1e-4)
         mean = Recurrent(feature_spec=spec, cell=cell, bidirectional=True, readout="mean").eval()
         assert mean(batch).shape == (6,)
+    with pytest.raises(ValueError, match=r"bidirectional='yes', expected true or false"):
+        Recurrent(feature_spec=spec, cell=cell, bidirectional="yes")  # type: ignore[arg-type]
 
 
 def test_lstm_with_two_layers_builds_and_trains_on_the_edge_specs(tmp_path):

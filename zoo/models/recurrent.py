@@ -71,6 +71,8 @@ class Recurrent(CreditModel):
             raise ValueError(f"n_layers={n_layers}, expected a positive integer")
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout={dropout}, expected 0 <= dropout < 1")
+        if not isinstance(bidirectional, bool):
+            raise ValueError(f"bidirectional={bidirectional!r}, expected true or false")
         if readout not in READOUTS:
             raise ValueError(f"readout={readout!r}, expected one of {list(READOUTS)}")
         spec = self.feature_spec
