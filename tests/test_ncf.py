@@ -1,5 +1,6 @@
 """NCF (NeuMF): the borrower/loan groups from the dataset config, the fallback split rule, GMF as
-the element-wise product of the two sides, and one-line errors for bad groups."""
+the element-wise product of the two sides, one-line errors for bad groups, and the paper's
+pretraining of GMF and MLP before NeuMF."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
 
 from zoo.data.datamodule import CreditDataModule
 from zoo.errors import ZooError
-from zoo.models.ncf import NCF, ncf_groups
-from zoo.testing import tiny_batch, tiny_spec
+from zoo.models.ncf import NCF, PRETRAINING_FILE, ncf_groups
+from zoo.testing import planted_batch, tiny_batch, tiny_spec
+from zoo.train import train
 
 
 @pytest.mark.parametrize("dataset", ["german", "credit_data"])
@@ -125,3 +128,98 @@ def test_a_group_naming_an_unknown_field_fails_with_one_line_naming_it():
     with pytest.raises(ValueError, match=r"field group 'loan' names 'num_9', which is not a field") as info:
         NCF(feature_spec=spec)
     assert "\n" not in str(info.value)
+
+
+# --- pretraining (He et al. 2017, section 3.4.1) ------------------------------------------------
+
+
+def test_pretraining_fits_gmf_and_mlp_alone_then_sets_neumfs_head_from_theirs():
+    torch.manual_seed(0)
+    spec = tiny_spec(2, 2, missing_indicator=False)
+    train_batches = [planted_batch(spec, 128, seed=s) for s in range(4)]
+    val = [planted_batch(spec, 256, seed=9)]
+    model = NCF(
+        feature_spec=spec, n_factors=4, layers=(16, 8), pretrain_epochs=30, learning_rate=1e-2, alpha=0.25
+    )
+    heads: list[torch.nn.Linear] = []
+    original = model._pretrain_part
+    model._pretrain_part = lambda *args: heads.append(original(*args)) or heads[-1]
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    history = model.pretrain(train_batches, val)
+    # Each part's validation log-loss falls; NeuMF's head is [alpha h_GMF; (1 - alpha) h_MLP].
+    first = history[:, 0]
+    best = torch.stack([row[torch.isfinite(row)].min() for row in history])
+    assert (best < first - 0.02).all(), history
+    gmf, mlp = heads
+    torch.testing.assert_close(model.head.weight, torch.cat([0.25 * gmf.weight, 0.75 * mlp.weight], dim=1))
+    torch.testing.assert_close(model.head.bias, 0.25 * gmf.bias + 0.75 * mlp.bias)
+    # Every part moved; nothing is left with a gradient for the fit's optimiser to trip on.
+    moved = {name.split(".")[0] for name, p in model.named_parameters() if not torch.equal(p, before[name])}
+    assert moved == {"gmf_user", "gmf_item", "mlp_user", "mlp_item", "mlp", "head"}
+    assert all(p.grad is None for p in model.parameters())
+    # The part kept is the epoch of lowest validation log-loss: GMF alone scores it again.
+    with torch.no_grad():
+        kept = F.binary_cross_entropy_with_logits(gmf(model.gmf(val[0])).squeeze(-1), val[0]["y"])
+    torch.testing.assert_close(kept.item(), best[0].item(), atol=1e-5, rtol=0)
+    table = model.pretraining_table()
+    assert list(table.columns) == ["part", "epoch", "loss"] and set(table["part"]) == {"gmf", "mlp"}
+    assert len(table) == int(torch.isfinite(history).sum())
+
+
+def test_pretraining_stops_a_part_after_its_patience():
+    torch.manual_seed(0)
+    spec = tiny_spec(1, 1, missing_indicator=False)
+    batches = [planted_batch(spec, 64, seed=s) for s in range(2)]
+    # At a huge rate validation loss stops improving at once: each part ends `patience` epochs later.
+    model = NCF(feature_spec=spec, layers=(8, 4), pretrain_epochs=200, pretrain_patience=3, learning_rate=5.0)
+    history = model.pretrain(batches, batches)
+    run = torch.isfinite(history).sum(dim=1)
+    assert (run < 200).all() and (run >= 4).all(), run
+    for row, n in zip(history, run.tolist(), strict=True):
+        assert int(torch.argmin(row[:n])) == n - 1 - 3  # the best, then three epochs without a gain
+
+
+def test_a_fit_pretrains_once_and_old_checkpoints_still_load(tmp_path, make_cfg):
+    result = train(
+        make_cfg("model=ncf", "dataset=german", "model.pretrain_epochs=3", "trainer.max_epochs=2"), tmp_path
+    )
+    table = pd.read_csv(tmp_path / PRETRAINING_FILE)
+    assert sorted(table["part"].unique()) == ["gmf", "mlp"] and len(table) == 6
+    assert 0.5 < result["test"]["auc"] <= 1
+    # The best checkpoint keeps the record; one saved before pretraining existed (no record in
+    # its state dict, no pretrain_epochs in its hyperparameters) loads as it was trained.
+    (ckpt,) = (tmp_path / "checkpoints").glob("best*.ckpt")
+    state = torch.load(ckpt, weights_only=True)
+    assert torch.isfinite(state["state_dict"]["pretrain_history"]).all()
+    del state["state_dict"]["pretrain_history"]
+    for key in ("pretrain_epochs", "pretrain_patience", "alpha"):
+        del state["hyper_parameters"][key]
+    torch.save(state, tmp_path / "old.ckpt")
+    old = NCF.load_from_checkpoint(tmp_path / "old.ckpt", weights_only=True)
+    assert old.pretrain_history.isnan().all()  # no record: it was not pretrained
+    loaded = NCF.load_from_checkpoint(ckpt, weights_only=True)
+    batch = tiny_batch(loaded.feature_spec, 16)
+    torch.testing.assert_close(old.eval()(batch), loaded.eval()(batch))
+    # No pretraining: no record is written.
+    plain = tmp_path / "plain"
+    train(make_cfg("model=ncf", "dataset=german", "trainer.max_epochs=1", "model.pretrain_epochs=0"), plain)
+    assert not (plain / PRETRAINING_FILE).exists()
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("pretrain_epochs", -1, r"pretrain_epochs=-1, expected an integer >= 0"),
+        ("pretrain_epochs", 2.5, r"pretrain_epochs=2\.5, expected an integer >= 0"),
+        ("pretrain_patience", 0, r"pretrain_patience=0, expected a positive integer"),
+        ("alpha", 1.5, r"alpha=1\.5, expected a weight 0 <= alpha <= 1"),
+    ],
+)
+def test_bad_pretraining_settings_are_refused_in_one_line(key, value, message):
+    with pytest.raises(ValueError, match=message):
+        NCF(feature_spec=tiny_spec(), **{key: value})
+
+
+def test_the_everyday_config_pretrains_and_the_afcc_papers_table_does_not(make_cfg):
+    assert make_cfg("model=ncf").model.pretrain_epochs == 200
+    assert make_cfg("experiment=afcc_table3", "model=ncf").model.pretrain_epochs == 0

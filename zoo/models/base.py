@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 import pytorch_lightning as pl
@@ -200,6 +200,26 @@ def _add_logit_offset(model: CreditModel, args: Any, output: Output) -> Output:
 def _offset_of_older_checkpoints(module: nn.Module, state: dict[str, Any], prefix: str, *args: Any) -> None:
     """Checkpoints saved before `logit_offset` existed load with an offset of 0, as they scored."""
     state.setdefault(prefix + "logit_offset", torch.zeros(()))
+
+
+def fit_batches(model: pl.LightningModule, split: str) -> Iterable[Batch] | None:
+    """Batches of the running fit's `split` ("train" shuffled, or "val"), for work a model does
+    before its first step (pretraining): the DataModule's own loader, a fresh one so the fit's
+    epochs are not shifted; plain loaders (tests) serve as they are; None: no validation rows."""
+    dm: Any = getattr(model.trainer, "datamodule", None)
+    if hasattr(dm, "loader"):
+        return dm.loader(split, shuffle=split == "train")
+    if split == "train":
+        return model.trainer.train_dataloader
+    loaders: Any = model.trainer.val_dataloaders
+    return loaders[0] if isinstance(loaders, list | tuple) else loaders
+
+
+def broadcast_from_rank0(tensors: Iterable[torch.Tensor]) -> None:
+    """Under DDP, every rank takes rank 0's values (after per-rank pretraining); else nothing."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        for tensor in tensors:
+            torch.distributed.broadcast(tensor.data, src=0)
 
 
 def count_parameters(module: nn.Module) -> int:

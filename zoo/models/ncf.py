@@ -12,25 +12,36 @@ it notes may hold content features (section 3.1). Over a row's fields that map i
 embedding per field: categorical values look up a vector, numerics scale a vector by the value
 (`FieldTokens`). We take the mean (the sum over the group's field count), so a side's scale does
 not grow with its number of fields. `groups` of the dataset config name the fields of each side;
-without them a fixed rule splits the fields (`ncf_groups`). Where the paper is silent, the choice
-is marked "CHOICE" here and listed in docs/models/ncf.md.
+without them a fixed rule splits the fields (`ncf_groups`). As the paper's best results (section
+3.4.1), GMF and MLP are first trained alone and NeuMF starts from both (`pretrain`). Where the
+paper is silent, the choice is marked "CHOICE" here and listed in docs/models/ncf.md.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from zoo.data.spec import FeatureSpec
-from zoo.models.base import Batch, CreditModel
+from zoo.models.base import Batch, CreditModel, broadcast_from_rank0, fit_batches
 from zoo.nn import MLP, FieldTokens, select
+from zoo.outputs import write_csv
 
 log = logging.getLogger(__name__)
+
+#: Validation log-loss of GMF and MLP per pretraining epoch, written with every pretrained run.
+PRETRAINING_FILE = "ncf_pretraining.csv"
+#: The parts pretrained alone before NeuMF (section 3.4.1), in order.
+PARTS = ("gmf", "mlp")
 
 #: The field groups (`dataset.groups`) that give the "user" and the "item" side.
 USER_GROUP = "borrower"
@@ -135,10 +146,27 @@ class NCF(CreditModel):
         layers: Sequence[int] = (64, 32, 16, 8),
         dropout: float = 0.0,
         numeric_embedding: str | None = None,
+        pretrain_epochs: int = 200,
+        pretrain_patience: int = 10,
+        alpha: float = 0.5,
         learning_rate: float = 1e-3,
         weight_decay: float = 0.0,
     ) -> None:
         super().__init__(feature_spec=feature_spec, learning_rate=learning_rate, weight_decay=weight_decay)
+        if isinstance(pretrain_epochs, bool) or not isinstance(pretrain_epochs, int) or pretrain_epochs < 0:
+            raise ValueError(
+                f"pretrain_epochs={pretrain_epochs!r}, expected an integer >= 0 (0: no pretraining)"
+            )
+        if (
+            isinstance(pretrain_patience, bool)
+            or not isinstance(pretrain_patience, int)
+            or pretrain_patience < 1
+        ):
+            raise ValueError(
+                f"pretrain_patience={pretrain_patience!r}, expected a positive integer of epochs"
+            )
+        if not 0 <= alpha <= 1:
+            raise ValueError(f"alpha={alpha!r}, expected a weight 0 <= alpha <= 1 (GMF's share of the head)")
         if n_factors < 1:
             raise ValueError(f"n_factors={n_factors}, expected a positive integer")
         layers = [int(w) for w in layers]
@@ -155,7 +183,11 @@ class NCF(CreditModel):
                 ", ".join(self.item_fields),
             )
         # GMF and MLP have embeddings of their own (NeuMF, section 3.4: "separate embeddings").
-        # CHOICE: trained jointly from scratch, without the paper's pre-trained GMF and MLP.
+        # With pretrain_epochs > 0 each is first trained alone (section 3.4.1, `pretrain`).
+        self.pretrain_epochs = pretrain_epochs
+        self.pretrain_patience = pretrain_patience
+        self.alpha = alpha
+        self.n_factors = n_factors
         self.numeric_embedding = numeric_embedding
         self.gmf_user = GroupEmbedding(spec, self.user_fields, n_factors, numeric_embedding)
         self.gmf_item = GroupEmbedding(spec, self.item_fields, n_factors, numeric_embedding)
@@ -167,11 +199,133 @@ class NCF(CreditModel):
         # CHOICE: optional dropout after each hidden layer (the paper has none: dropout 0.0).
         self.mlp = MLP(layers[0], layers[1:], dropout=dropout)
         self.head = nn.Linear(n_factors + self.mlp.d_out, 1)
+        #: Validation log-loss per [part, epoch] of pretraining (training loss without validation
+        #: rows); NaN where not run or stopped early. In the state dict, so the best checkpoint keeps the record;
+        #: checkpoints saved before pretraining existed load without it.
+        self.pretrain_history: torch.Tensor
+        self.register_buffer("pretrain_history", torch.full((2, pretrain_epochs), math.nan))
+        self.register_load_state_dict_pre_hook(_history_of_older_checkpoints)
 
     def gmf(self, batch: Batch) -> torch.Tensor:
         """phi_GMF = p_u (.) q_i, the element-wise product of the two sides' GMF vectors: [B, n_factors]."""
         return self.gmf_user(batch) * self.gmf_item(batch)
 
+    def tower(self, batch: Batch) -> torch.Tensor:
+        """phi_MLP: the ReLU tower over [p_u^M; q_i^M], [B, layers[-1]]."""
+        return self.mlp(torch.cat([self.mlp_user(batch), self.mlp_item(batch)], dim=1))
+
     def forward(self, batch: Batch) -> torch.Tensor:
-        tower = self.mlp(torch.cat([self.mlp_user(batch), self.mlp_item(batch)], dim=1))
-        return self.head(torch.cat([self.gmf(batch), tower], dim=1)).squeeze(-1)
+        return self.head(torch.cat([self.gmf(batch), self.tower(batch)], dim=1)).squeeze(-1)
+
+    def pretrain(self, train: Iterable[Batch], val: Iterable[Batch] | None = None) -> torch.Tensor:
+        """He et al. 2017, section 3.4.1: GMF and MLP each trained alone with a head of its own,
+        then NeuMF's head set to [alpha h_GMF; (1 - alpha) h_MLP]; returns `pretrain_history`."""
+        parts: dict[str, tuple[list[nn.Module], Callable[[Batch], torch.Tensor], int]] = {
+            "gmf": ([self.gmf_user, self.gmf_item], self.gmf, self.n_factors),
+            "mlp": ([self.mlp_user, self.mlp_item, self.mlp], self.tower, self.mlp.d_out),
+        }
+        heads = [self._pretrain_part(k, *parts[name], train, val) for k, name in enumerate(PARTS)]
+        with torch.no_grad():
+            (gmf, mlp), a = heads, self.alpha
+            self.head.weight.copy_(torch.cat([a * gmf.weight, (1 - a) * mlp.weight], dim=1))
+            self.head.bias.copy_(a * gmf.bias + (1 - a) * mlp.bias)
+        self.zero_grad(set_to_none=True)
+        return self.pretrain_history
+
+    def _pretrain_part(
+        self,
+        k: int,
+        modules: list[nn.Module],
+        features: Callable[[Batch], torch.Tensor],
+        width: int,
+        train: Iterable[Batch],
+        val: Iterable[Batch] | None,
+    ) -> nn.Linear:
+        """One part with a fresh linear head, up to `pretrain_epochs` epochs of Adam on log-loss,
+        stopped `pretrain_patience` epochs after the lowest validation log-loss, whose weights are
+        kept (all epochs and the last weights without validation rows)."""
+        # CHOICE: the authors train each part for a fixed number of epochs and keep the best
+        # evaluated one; we keep the best by validation log-loss, the fit's own early-stopping
+        # metric, and plain Adam at the model's rate without decay (their pretraining learner).
+        head = nn.Linear(width, 1).to(self.device)
+        params = [p for m in [*modules, head] for p in m.parameters()]
+        optimizer = torch.optim.Adam(params, lr=self.learning_rate)
+        best, kept, since = math.inf, None, 0
+
+        def logits(batch: Batch) -> torch.Tensor:
+            # From the training bad rate, as the fit (the offset is 0 when the run does not use it).
+            return head(features(batch)).squeeze(-1) + self.logit_offset
+
+        was_training = self.training
+        for epoch in range(self.pretrain_epochs):
+            self.train()
+            total, rows = 0.0, 0
+            with torch.enable_grad():
+                for batch in train:
+                    batch = {key: value.to(self.device) for key, value in batch.items()}
+                    loss = F.binary_cross_entropy_with_logits(logits(batch), batch["y"].float())
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    total, rows = total + float(loss.detach()) * len(batch["y"]), rows + len(batch["y"])
+            score = total / max(rows, 1)
+            if val is not None:
+                self.eval()
+                total, rows = 0.0, 0
+                with torch.no_grad():
+                    for batch in val:
+                        batch = {key: value.to(self.device) for key, value in batch.items()}
+                        loss = F.binary_cross_entropy_with_logits(
+                            logits(batch), batch["y"].float(), reduction="sum"
+                        )
+                        total, rows = total + float(loss), rows + len(batch["y"])
+                score = total / max(rows, 1)
+            self.pretrain_history[k, epoch] = score
+            if score < best or val is None:
+                best, kept, since = score, copy.deepcopy([m.state_dict() for m in [*modules, head]]), 0
+            else:
+                since += 1
+                if since >= self.pretrain_patience:
+                    break
+        if kept is not None:
+            for m, state in zip([*modules, head], kept, strict=True):
+                m.load_state_dict(state)
+        self.train(was_training)
+        return head
+
+    def on_train_start(self) -> None:
+        """Pretrain GMF and MLP before NeuMF's first step of a fresh fit (a resumed one has
+        NeuMF's weights in its checkpoint)."""
+        if not self.pretrain_epochs or self.trainer.global_step > 0:
+            return
+        # CHOICE: NeuMF is then fine-tuned by the run's optimiser (the zoo's recipe), not the
+        # authors' plain SGD (docs/models/ncf.md, choice 5).
+        train = fit_batches(self, "train")
+        assert train is not None  # fit sets the training loader up before on_train_start
+        self.pretrain(train, fit_batches(self, "val"))
+        # Under DDP each rank pretrained on its own shard: all start NeuMF from rank 0's.
+        broadcast_from_rank0([*self.parameters(), self.pretrain_history])
+
+    def pretraining_table(self) -> pd.DataFrame:
+        """`pretrain_history` as rows: part (gmf, mlp), epoch, loss (validation log-loss)."""
+        history = self.pretrain_history.double().cpu().tolist()
+        return pd.DataFrame(
+            [
+                {"part": name, "epoch": e + 1, "loss": v}
+                for name, row in zip(PARTS, history, strict=True)
+                for e, v in enumerate(row)
+                if math.isfinite(v)  # epochs after an early stop were not run
+            ],
+            columns=["part", "epoch", "loss"],
+        )
+
+    def write_artifacts(self, run_dir: Path, data: Any = None) -> None:
+        """Write the pretraining record (`ncf_pretraining.csv`) when this fit pretrained."""
+        if bool(torch.isfinite(self.pretrain_history).any()):
+            write_csv(Path(run_dir) / PRETRAINING_FILE, self.pretraining_table())
+
+
+def _history_of_older_checkpoints(module: nn.Module, state: dict[str, Any], prefix: str, *args: Any) -> None:
+    """Checkpoints saved before pretraining existed load with an empty record, as they trained."""
+    assert isinstance(module, NCF)
+    state.setdefault(prefix + "pretrain_history", module.pretrain_history.clone())

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.data.spec import FeatureSpec
-from zoo.models.base import Batch, CreditModel
+from zoo.models.base import Batch, CreditModel, broadcast_from_rank0, fit_batches
 from zoo.nn import FieldEmbedding, embed_flat, flat_width, make_numeric_embedding
 from zoo.outputs import write_csv
 
@@ -204,16 +204,11 @@ class StackedAutoencoder(CreditModel):
         """Pretrain before the first fine-tuning step, once: not again on a resumed fit."""
         if self.decoders is None or self.pretrained:
             return
-        dm: Any = getattr(self.trainer, "datamodule", None)
-        # The DataModule's training rows on the run's device (a fresh shuffled loader, so the
-        # fine-tuning epochs are not shifted); plain loaders (tests) serve as they are.
-        batches = dm.loader("train", shuffle=True) if hasattr(dm, "loader") else self.trainer.train_dataloader
+        batches = fit_batches(self, "train")
         assert batches is not None  # fit sets the training loader up before on_train_start
         self.pretrain(batches)
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            # Under DDP each rank pretrained on its own shard: all start fine-tuning from rank 0's.
-            for tensor in [*self.parameters(), self.pretrain_history]:
-                torch.distributed.broadcast(tensor.data, src=0)
+        # Under DDP each rank pretrained on its own shard: all start fine-tuning from rank 0's.
+        broadcast_from_rank0([*self.parameters(), self.pretrain_history])
 
     def pretraining_table(self) -> pd.DataFrame:
         """`pretrain_history` as rows: layer (1 = nearest the input), its width, epoch, reconstruction."""
