@@ -200,8 +200,8 @@ class NCF(CreditModel):
         self.mlp = MLP(layers[0], layers[1:], dropout=dropout)
         self.head = nn.Linear(n_factors + self.mlp.d_out, 1)
         #: Validation log-loss per [part, epoch] of pretraining (training loss without validation
-        #: rows); NaN where not run or stopped early. In the state dict, so the best checkpoint keeps the record;
-        #: checkpoints saved before pretraining existed load without it.
+        #: rows); NaN where not run or stopped early. In the state dict, so the best checkpoint
+        #: keeps the record; checkpoints saved before pretraining existed load without it.
         self.pretrain_history: torch.Tensor
         self.register_buffer("pretrain_history", torch.full((2, pretrain_epochs), math.nan))
         self.register_load_state_dict_pre_hook(_history_of_older_checkpoints)
