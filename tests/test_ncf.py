@@ -213,6 +213,7 @@ def test_a_fit_pretrains_once_and_old_checkpoints_still_load(tmp_path, make_cfg)
         ("pretrain_epochs", 2.5, r"pretrain_epochs=2\.5, expected an integer >= 0"),
         ("pretrain_patience", 0, r"pretrain_patience=0, expected a positive integer"),
         ("alpha", 1.5, r"alpha=1\.5, expected a weight 0 <= alpha <= 1"),
+        ("alpha", "half", r"alpha='half', expected a weight 0 <= alpha <= 1"),
     ],
 )
 def test_bad_pretraining_settings_are_refused_in_one_line(key, value, message):

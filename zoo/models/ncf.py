@@ -165,7 +165,7 @@ class NCF(CreditModel):
             raise ValueError(
                 f"pretrain_patience={pretrain_patience!r}, expected a positive integer of epochs"
             )
-        if not 0 <= alpha <= 1:
+        if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 <= alpha <= 1:
             raise ValueError(f"alpha={alpha!r}, expected a weight 0 <= alpha <= 1 (GMF's share of the head)")
         if n_factors < 1:
             raise ValueError(f"n_factors={n_factors}, expected a positive integer")
