@@ -207,6 +207,7 @@ SUITE_CHOSEN_LAYOUT = {
     "readout": "last",
     "slot_norm": "none",
     "normalization": "batch",
+    "recurrent_init": "torch",
 }
 
 

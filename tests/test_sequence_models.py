@@ -123,6 +123,35 @@ def test_bidirectional_reads_the_forward_pass_after_the_last_field_and_the_backw
         Recurrent(feature_spec=spec, cell=cell, bidirectional="yes")  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+def test_orthogonal_init_makes_each_gate_block_of_every_recurrent_weight_orthogonal(cell):
+    torch.manual_seed(0)
+    spec = tiny_spec(2, 2)
+    options = {"cell": cell, "n_layers": 2, "hidden_size": 6, "bidirectional": True}
+    model = Recurrent(feature_spec=spec, recurrent_init="orthogonal", **options)
+    plain = Recurrent(feature_spec=spec, **options)
+    gates = 4 if cell == "lstm" else 1
+    recurrent = [name for name, _ in model.recurrent.named_parameters() if name.startswith("weight_hh")]
+    assert len(recurrent) == 4  # two layers, two directions
+    for name in recurrent:
+        blocks = getattr(model.recurrent, name).split(6)
+        assert len(blocks) == gates
+        for block in blocks:
+            torch.testing.assert_close(block @ block.T, torch.eye(6), atol=1e-5, rtol=0)
+        # torch's own start, uniform(+-1/sqrt(h)), is not orthogonal.
+        block = getattr(plain.recurrent, name)[:6]
+        assert not torch.allclose(block @ block.T, torch.eye(6), atol=0.1)
+    # Only W_hh changes: the input weights and biases keep torch's initialisation's range.
+    bound = 1 / 6**0.5
+    for name, weight in model.recurrent.named_parameters():
+        if not name.startswith("weight_hh"):
+            assert weight.abs().max() <= bound
+    with pytest.raises(
+        ValueError, match=r"recurrent_init='identity', expected one of \['torch', 'orthogonal'\]"
+    ):
+        Recurrent(feature_spec=spec, recurrent_init="identity")  # type: ignore[arg-type]
+
+
 def test_lstm_with_two_layers_builds_and_trains_on_the_edge_specs(tmp_path):
     # No categorical, no numeric, a single categorical and a single numeric field (a sequence of
     # one); every parameter of both layers gets a gradient.
@@ -173,11 +202,12 @@ def test_rnn_and_lstm_are_one_class_whose_configs_differ_in_cell_rate_width_embe
         for name in ("rnn", "lstm", "cnn")
     )
     defaults = as_config(constructor_defaults(Recurrent))
-    # rnn is the constructor's defaults but for the numeric embedding (chosen on the benchmark
-    # suite; the constructor keeps None so checkpoints saved without it load as saved); lstm also
-    # changes the cell, takes the paper's rate, and has 128 units and reads the mean of its states
-    # (the suite's).
-    assert {k for k in defaults if rnn[k] != defaults[k]} == {"numeric_embedding"}
+    # rnn is the constructor's defaults but for the numeric embedding and the orthogonal start of
+    # W_hh (chosen on the benchmark suite; the constructor keeps torch's layout so checkpoints
+    # saved without them load as saved); lstm changes the embedding too, and the cell, takes the
+    # paper's rate, and has 128 units and reads the mean of its states (the suite's).
+    assert {k for k in defaults if rnn[k] != defaults[k]} == {"numeric_embedding", "recurrent_init"}
+    assert rnn["recurrent_init"] == "orthogonal"
     changed = {"cell", "learning_rate", "numeric_embedding", "readout", "hidden_size"}
     assert {k for k in defaults if lstm[k] != defaults[k]} == changed
     assert rnn["numeric_embedding"] == lstm["numeric_embedding"] == "piecewise_linear"

@@ -33,6 +33,19 @@ from zoo.nn import FieldEmbedding, numeric_tokens
 
 CELLS: dict[str, type[nn.RNN] | type[nn.LSTM]] = {"rnn": nn.RNN, "lstm": nn.LSTM}
 READOUTS = ("last", "mean")
+#: How the recurrent weights W_hh start: torch's uniform(+-1/sqrt(h)), or orthogonal per gate.
+RECURRENT_INITS = ("torch", "orthogonal")
+
+
+def orthogonal_recurrence(recurrent: nn.RNN | nn.LSTM, hidden_size: int) -> None:
+    """Each layer's and direction's W_hh set to a random orthogonal matrix, one per gate block
+    (the LSTM's four): an orthogonal map keeps the state's norm, so the first fields' signal is
+    neither squashed nor blown up on its way through the sequence (Saxe et al. 2014)."""
+    with torch.no_grad():
+        for name, weight in recurrent.named_parameters():
+            if name.startswith("weight_hh"):
+                for block in weight.split(hidden_size, dim=0):
+                    nn.init.orthogonal_(block)
 
 
 class Recurrent(CreditModel):
@@ -56,6 +69,7 @@ class Recurrent(CreditModel):
         dropout: float = 0.2,
         readout: Literal["last", "mean"] = "last",
         bidirectional: bool = False,
+        recurrent_init: Literal["torch", "orthogonal"] = "torch",
         numeric_embedding: str | None = None,
         learning_rate: float = 1e-3,
         weight_decay: float = 1e-4,
@@ -75,6 +89,8 @@ class Recurrent(CreditModel):
             raise ValueError(f"bidirectional={bidirectional!r}, expected true or false")
         if readout not in READOUTS:
             raise ValueError(f"readout={readout!r}, expected one of {list(READOUTS)}")
+        if recurrent_init not in RECURRENT_INITS:
+            raise ValueError(f"recurrent_init={recurrent_init!r}, expected one of {list(RECURRENT_INITS)}")
         spec = self.feature_spec
         if spec.n_categorical + spec.n_numeric == 0:
             raise ValueError("the feature spec has no fields, expected at least one to make a sequence")
@@ -99,6 +115,9 @@ class Recurrent(CreditModel):
             dropout=dropout if n_layers > 1 else 0.0,
             bidirectional=bidirectional,
         )
+        self.recurrent_init = recurrent_init
+        if recurrent_init == "orthogonal":
+            orthogonal_recurrence(self.recurrent, hidden_size)
         # CHOICE: dropout on the last state, then one linear layer to the logit.
         self.state_dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size * (2 if bidirectional else 1), 1)
