@@ -179,6 +179,19 @@ def test_pretraining_stops_a_part_after_its_patience():
         assert int(torch.argmin(row[:n])) == n - 1 - 3  # the best, then three epochs without a gain
 
 
+def test_without_validation_rows_pretraining_runs_every_epoch_on_the_training_loss():
+    torch.manual_seed(0)
+    spec = tiny_spec(1, 1, missing_indicator=False)
+    batches = [planted_batch(spec, 64, seed=s) for s in range(2)]
+    for val in (None, []):  # no loader, or one with no rows
+        model = NCF(
+            feature_spec=spec, layers=(8, 4), pretrain_epochs=12, pretrain_patience=2, learning_rate=1e-2
+        )
+        history = model.pretrain(batches, val)
+        assert torch.isfinite(history).all()  # no early stop without a validation loss
+        assert (history[:, -1] < history[:, 0]).all()  # the training loss falls
+
+
 def test_a_fit_pretrains_once_and_old_checkpoints_still_load(tmp_path, make_cfg):
     result = train(
         make_cfg("model=ncf", "dataset=german", "model.pretrain_epochs=3", "trainer.max_epochs=2"), tmp_path

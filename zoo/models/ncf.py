@@ -259,7 +259,7 @@ class NCF(CreditModel):
         was_training = self.training
         for epoch in range(self.pretrain_epochs):
             self.train()
-            total, rows = 0.0, 0
+            total, rows = torch.zeros((), dtype=torch.float64, device=self.device), 0  # no sync a step
             with torch.enable_grad():
                 for batch in train:
                     batch = {key: value.to(self.device) for key, value in batch.items()}
@@ -267,21 +267,22 @@ class NCF(CreditModel):
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
-                    total, rows = total + float(loss.detach()) * len(batch["y"]), rows + len(batch["y"])
-            score = total / max(rows, 1)
+                    total, rows = total + loss.detach().double() * len(batch["y"]), rows + len(batch["y"])
+            score, validated = float(total) / max(rows, 1), False
             if val is not None:
                 self.eval()
-                total, rows = 0.0, 0
+                total, rows = torch.zeros((), dtype=torch.float64, device=self.device), 0
                 with torch.no_grad():
                     for batch in val:
                         batch = {key: value.to(self.device) for key, value in batch.items()}
                         loss = F.binary_cross_entropy_with_logits(
                             logits(batch), batch["y"].float(), reduction="sum"
                         )
-                        total, rows = total + float(loss), rows + len(batch["y"])
-                score = total / max(rows, 1)
+                        total, rows = total + loss.double(), rows + len(batch["y"])
+                if rows:  # a validation split without rows leaves the training loss
+                    score, validated = float(total) / rows, True
             self.pretrain_history[k, epoch] = score
-            if score < best or val is None:
+            if score < best or not validated:
                 best, kept, since = score, copy.deepcopy([m.state_dict() for m in [*modules, head]]), 0
             else:
                 since += 1
