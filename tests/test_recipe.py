@@ -169,6 +169,7 @@ def test_the_afcc_table3_experiment_composes_with_the_papers_settings(make_cfg):
         ("afcc", {"slot_norm": "none", "numeric_embedding": None}),  # H as the paper forms it
         ("ncf", {"learning_rate": 5e-3, "numeric_embedding": None, "pretrain_epochs": 0}),  # Table 2: 5e-3
         ("rnn", {"recurrent_init": "torch", "numeric_embedding": None}),  # torch's own start
+        ("armnet", {"learning_rate": 5e-3, "numeric_embedding": None}),  # Table 2: ARM at 5e-3
         ("resnet", {"normalization": "batch", "learning_rate": 3e-3}),  # the paper's BatchNorm
         ("fm", {"first_order": "linear", "numeric_embedding": None, "d_embedding": 8}),  # Rendle's w_j x_j
         ("deepfm", {"first_order": "linear", "numeric_embedding": None}),

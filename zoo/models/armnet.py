@@ -114,7 +114,7 @@ class ARMNet(CreditModel):
         mlp_width: int = 256,
         dropout: float = 0.0,
         numeric_embedding: str | None = None,
-        learning_rate: float = 5e-3,
+        learning_rate: float = 1e-3,
         weight_decay: float = 0.0,
     ) -> None:
         super().__init__(feature_spec=feature_spec, learning_rate=learning_rate, weight_decay=weight_decay)
