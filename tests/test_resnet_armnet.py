@@ -300,3 +300,28 @@ def test_armnet_fits_a_pure_interaction():
     with torch.no_grad():
         accuracy = ((model(batch) > 0).float() == batch["y"]).float().mean()
     assert accuracy > 0.9, f"accuracy {accuracy:.3f} on the sign-agreement task"
+
+
+def test_armnet_plus_joins_armnet_and_a_dnn_starting_at_their_average():
+    # ARM-Net+ (ensemble: true): a DNN over its own field embeddings beside ARM-Net, one linear join.
+    torch.manual_seed(0)
+    spec = tiny_spec(2, 2)
+    sizes = {"d_embedding": 4, "n_neurons": 6, "mlp_layers": 1, "mlp_width": 8}
+    model = ARMNet(feature_spec=spec, **sizes, ensemble=True, deep_layers=2, deep_width=12).eval()
+    batch = tiny_batch(spec, 5)
+    assert model.deep_tokens is not model.tokens  # separate embeddings, as the authors'
+    linear = [m for m in model.deep.net if isinstance(m, nn.Linear)]
+    n_fields = spec.n_categorical + spec.n_numeric
+    assert [(m.in_features, m.out_features) for m in linear] == [(n_fields * 4, 12), (12, 12), (12, 1)]
+    with torch.no_grad():
+        neurons = model.norm(model.neurons(model.tokens(batch["x_cat"], batch["x_num"])))
+        arm = model.mlp(neurons.flatten(1)).squeeze(-1)
+        deep = model.deep(model.deep_tokens(batch["x_cat"], batch["x_num"]).flatten(1)).squeeze(-1)
+        torch.testing.assert_close(model(batch), 0.5 * arm + 0.5 * deep)
+        model.join.weight.copy_(torch.tensor([[2.0, -1.0]]))
+        model.join.bias.fill_(0.25)
+        torch.testing.assert_close(model(batch), 2.0 * arm - deep + 0.25)
+    plain = ARMNet(feature_spec=spec, d_embedding=4, n_neurons=6)
+    assert not any(name.startswith(("deep", "join")) for name, _ in plain.named_parameters())
+    with pytest.raises(ValueError, match=r"deep_layers=0"):
+        ARMNet(feature_spec=spec, ensemble=True, deep_layers=0)

@@ -10,7 +10,9 @@ element-wise over the d dimensions, so y_i is in R^d. The authors' code takes th
 logarithms already, z_j = e_j (x_j = exp(e_j) is the feature in "exponential space": no logarithm of a
 sign-less embedding is needed), and so does the default here; `log_abs: true` instead takes z_j =
 log(|e_j| + eps), the product of the embeddings' magnitudes. Then BatchNorm over the neurons, and an MLP
-(2 x 256, Linear-BN-ReLU-dropout) to the logit. Where the paper is silent the choice is marked "CHOICE"
+(2 x 256, Linear-BN-ReLU-dropout) to the logit. `ensemble: true` is the paper's ARM-Net+: a DNN over its own
+field embeddings beside it, the two logits joined by a linear layer started at (0.5, 0.5), as the
+authors' `ensemble` option. Where the paper is silent the choice is marked "CHOICE"
 here and listed in docs/models/resnet_armnet.md.
 """
 
@@ -113,6 +115,9 @@ class ARMNet(CreditModel):
         mlp_layers: int = 2,
         mlp_width: int = 256,
         dropout: float = 0.0,
+        ensemble: bool = False,
+        deep_layers: int = 2,
+        deep_width: int = 256,
         numeric_embedding: str | None = None,
         learning_rate: float = 1e-3,
         weight_decay: float = 0.0,
@@ -120,6 +125,8 @@ class ARMNet(CreditModel):
         super().__init__(feature_spec=feature_spec, learning_rate=learning_rate, weight_decay=weight_decay)
         if mlp_layers < 0:
             raise ValueError(f"mlp_layers={mlp_layers}, expected an integer >= 0")
+        if ensemble and deep_layers < 1:
+            raise ValueError(f"deep_layers={deep_layers}, expected a positive integer with ensemble: true")
         spec = self.feature_spec
         # One token per field: categorical embeddings, numerics as x_j v_j, as the authors' Embedding
         # (embedding of the feature id times its value).
@@ -147,6 +154,27 @@ class ARMNet(CreditModel):
         self.mlp = MLP(
             n_neurons * d_embedding, [mlp_width] * mlp_layers, dropout=dropout, d_out=1, batch_norm=True
         )
+        # ARM-Net+ (the authors' `ensemble`): a DNN over separate field embeddings of the same kind,
+        # its logit and ARM-Net's joined by a linear layer that starts as their average.
+        self.ensemble = ensemble
+        if ensemble:
+            self.deep_tokens = FieldTokens(
+                spec.cardinalities,
+                spec.n_numeric,
+                d_embedding,
+                numeric_embedding=numeric_embedding,
+                bins=spec.numeric_bins(numeric_embedding),
+            )
+            self.deep = MLP(
+                self.tokens.n_fields * d_embedding,
+                [deep_width] * deep_layers,
+                dropout=dropout,
+                d_out=1,
+                batch_norm=True,
+            )
+            self.join = nn.Linear(2, 1)
+            nn.init.constant_(self.join.weight, 0.5)
+            nn.init.zeros_(self.join.bias)
 
     def interaction_weights(self, batch: Batch) -> torch.Tensor:
         """Each neuron's power of each field for each row, w [B, o, fields] (categorical then numeric)."""
@@ -154,4 +182,8 @@ class ARMNet(CreditModel):
 
     def forward(self, batch: Batch) -> torch.Tensor:
         neurons = self.norm(self.neurons(self.tokens(batch["x_cat"], batch["x_num"])))
-        return self.mlp(neurons.flatten(1)).squeeze(-1)
+        logit = self.mlp(neurons.flatten(1))
+        if self.ensemble:
+            deep = self.deep(self.deep_tokens(batch["x_cat"], batch["x_num"]).flatten(1))
+            logit = self.join(torch.cat([logit, deep], dim=1))
+        return logit.squeeze(-1)
