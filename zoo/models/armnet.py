@@ -131,13 +131,17 @@ class ARMNet(CreditModel):
         # One token per field: categorical embeddings, numerics as x_j v_j, as the authors' Embedding
         # (embedding of the feature id times its value).
         self.numeric_embedding = numeric_embedding
-        self.tokens = FieldTokens(
-            spec.cardinalities,
-            spec.n_numeric,
-            d_embedding,
-            numeric_embedding=numeric_embedding,
-            bins=spec.numeric_bins(numeric_embedding),
-        )
+
+        def field_tokens() -> FieldTokens:
+            return FieldTokens(
+                spec.cardinalities,
+                spec.n_numeric,
+                d_embedding,
+                numeric_embedding=numeric_embedding,
+                bins=spec.numeric_bins(numeric_embedding),
+            )
+
+        self.tokens = field_tokens()
         if self.tokens.n_fields == 0:
             raise ValueError("feature_spec has no categorical and no numeric field, expected at least one")
         self.neurons = ExponentialNeurons(
@@ -158,13 +162,7 @@ class ARMNet(CreditModel):
         # its logit and ARM-Net's joined by a linear layer that starts as their average.
         self.ensemble = ensemble
         if ensemble:
-            self.deep_tokens = FieldTokens(
-                spec.cardinalities,
-                spec.n_numeric,
-                d_embedding,
-                numeric_embedding=numeric_embedding,
-                bins=spec.numeric_bins(numeric_embedding),
-            )
+            self.deep_tokens = field_tokens()  # the same kind of tokens, their own weights
             self.deep = MLP(
                 self.tokens.n_fields * d_embedding,
                 [deep_width] * deep_layers,
